@@ -1,0 +1,353 @@
+//! The serial protocol between the unikernel and the runner, version 1.
+//!
+//! The console carries three kinds of lines:
+//! - record lines: `@fs1 <json> ~<crc>` where `<json>` is a [`Frame`] and
+//!   `<crc>` is the CRC-32 (IEEE) of the JSON text as 8 lowercase hex digits;
+//! - KTAP lines for boot tests (see [`crate::ktap`]);
+//! - diagnostics starting with `# `.
+//!
+//! Anything else is "other" text (firmware, QEMU). A line that starts like a
+//! record but fails its checksum or does not parse is *garbled*: the runner
+//! never reads a garbled console as a pass. Frames carry a per-boot sequence
+//! number so that a lost line is visible as a gap.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::failure::Failure;
+use crate::ktap::{self, KtapLine};
+use crate::stats::Stats;
+use crate::trace::CpuTrace;
+
+/// Protocol version carried by every record line.
+pub const VERSION: u32 = 1;
+/// Prefix of every record line of this version.
+pub const PREFIX: &str = "@fs1 ";
+/// Prefix shared by all versions (`@fs<N> `).
+pub const FAMILY: &str = "@fs";
+
+/// Exit codes the kernel writes to QEMU's `isa-debug-exit` port (0xf4).
+/// QEMU turns byte `v` into process status `(v << 1) | 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything the kernel was asked to do passed.
+    Pass = 0x10,
+    /// A test or oracle failed (a stress failure is a *finding*, reported as Fail).
+    Fail = 0x11,
+    /// Kernel panic or unexpected CPU exception.
+    Panic = 0x12,
+    /// The kernel's own watchdog declared a hang.
+    Hang = 0x13,
+}
+
+impl ExitCode {
+    /// The QEMU process exit status this code produces.
+    pub const fn qemu_status(self) -> i32 {
+        ((self as i32) << 1) | 1
+    }
+
+    /// The code for a QEMU exit status, if it is one of ours.
+    pub fn from_qemu_status(status: i32) -> Option<ExitCode> {
+        [
+            ExitCode::Pass,
+            ExitCode::Fail,
+            ExitCode::Panic,
+            ExitCode::Hang,
+        ]
+        .into_iter()
+        .find(|c| c.qemu_status() == status)
+    }
+}
+
+/// The kernel's own verdict in its last record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// A CPU exception seen by the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exception {
+    /// Vector number (14 = page fault, 8 = double fault, ...).
+    pub vector: u8,
+    /// Its name ("page fault").
+    pub name: String,
+    pub error_code: Option<u64>,
+    pub rip: u64,
+    pub rsp: u64,
+    /// CR2 for page faults.
+    pub cr2: Option<u64>,
+    /// True when the fault address lies in a stack guard page.
+    pub stack_guard: bool,
+}
+
+/// What one CPU was waiting on when the watchdog fired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuWait {
+    pub cpu: u32,
+    /// Human-readable wait, e.g. "busy page obj 7 pindex 12" or "running".
+    pub wait: String,
+    /// Milliseconds since this CPU last made progress.
+    pub stalled_ms: u64,
+}
+
+/// One record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Record {
+    /// First record of every boot.
+    Hello {
+        /// Kernel package version.
+        kernel: String,
+        /// CPUs found in the ACPI MADT.
+        cpus: u32,
+        /// Usable memory in MiB.
+        mem_mib: u32,
+        /// Virtio transport found for the swap disk: "mmio", "pci" or "none".
+        transport: String,
+        /// The kernel command line as received.
+        cmdline: String,
+    },
+    /// Every CPU checked in; `boot_ns` is the time from entry to now.
+    Ready { cpus: u32, boot_ns: u64 },
+    /// Periodic progress of a stress run.
+    Progress { ms: u64, stats: Stats },
+    /// An oracle caught a failure.
+    Failure(Failure),
+    /// The watchdog saw no progress for `ms` milliseconds.
+    Hang {
+        ms: u64,
+        waits: Vec<CpuWait>,
+        traces: Vec<CpuTrace>,
+    },
+    /// A kernel panic or an unexpected CPU exception.
+    Panic {
+        cpu: u32,
+        message: String,
+        exception: Option<Exception>,
+    },
+    /// Last record before the kernel exits: its own verdict.
+    Done {
+        verdict: Verdict,
+        ms: u64,
+        stats: Option<Stats>,
+    },
+}
+
+/// A record with its envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Per-boot sequence number, from 0, one per record line.
+    pub seq: u64,
+    /// The CPU that wrote the line.
+    pub cpu: u32,
+    pub rec: Record,
+}
+
+/// Encodes one record line (without the trailing newline).
+pub fn encode(frame: &Frame) -> String {
+    let json = serde_json::to_string(frame).unwrap_or_default();
+    let crc = crc32fast::hash(json.as_bytes());
+    alloc::format!("{PREFIX}{json} ~{crc:08x}")
+}
+
+/// Why a record line was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Garble {
+    /// `@fs<N>` with N other than [`VERSION`].
+    Version(String),
+    /// No ` ~xxxxxxxx` trailer.
+    NoChecksum,
+    /// The checksum does not match the JSON.
+    BadChecksum,
+    /// The JSON does not parse as a [`Frame`]: the serde error.
+    Json(String),
+    /// Control characters or invalid UTF-8 in the line.
+    Binary,
+}
+
+/// One classified console line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line<'a> {
+    Record(Frame),
+    Ktap(KtapLine<'a>),
+    /// `# ...` (the text after `#`, trimmed).
+    Diag(&'a str),
+    /// A line that claims to be a record but is not a valid one.
+    Garbled(Garble),
+    /// Empty line.
+    Blank,
+    /// Any other printable text.
+    Other(&'a str),
+}
+
+/// Classifies one console line (without its newline; a trailing `\r` is ignored).
+pub fn parse(line: &str) -> Line<'_> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(rest) = line.strip_prefix(FAMILY) {
+        let (ver, body) = rest.split_once(' ').unwrap_or((rest, ""));
+        if ver != "1" {
+            return Line::Garbled(Garble::Version(ver.into()));
+        }
+        let Some((json, crc)) = body.rsplit_once(" ~") else {
+            return Line::Garbled(Garble::NoChecksum);
+        };
+        let Ok(crc) = u32::from_str_radix(crc, 16) else {
+            return Line::Garbled(Garble::NoChecksum);
+        };
+        if crc32fast::hash(json.as_bytes()) != crc {
+            return Line::Garbled(Garble::BadChecksum);
+        }
+        return match serde_json::from_str::<Frame>(json) {
+            Ok(f) => Line::Record(f),
+            Err(e) => Line::Garbled(Garble::Json(alloc::format!("{e}"))),
+        };
+    }
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Line::Garbled(Garble::Binary);
+    }
+    if line.trim().is_empty() {
+        return Line::Blank;
+    }
+    if let Some(k) = ktap::parse(line) {
+        return Line::Ktap(k);
+    }
+    if let Some(d) = line.strip_prefix('#') {
+        return Line::Diag(d.trim());
+    }
+    Line::Other(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::FailureKind;
+    use crate::trace::{Ev, TraceEvent};
+    use crate::variant::Variant;
+
+    fn frames() -> Vec<Frame> {
+        let failure = Failure {
+            kind: FailureKind::Repopulated,
+            seed: 0xfeed,
+            variant: Variant::Baseline,
+            cpu: 1,
+            ms: 12,
+            detail: "pindex 3 moved twice".into(),
+            traces: alloc::vec![CpuTrace {
+                cpu: 1,
+                events: alloc::vec![TraceEvent {
+                    t: 5,
+                    ev: Ev::SplitRestart,
+                    obj: 2,
+                    pindex: 0,
+                    arg: 0
+                }],
+            }],
+        };
+        let recs = alloc::vec![
+            Record::Hello {
+                kernel: "0.1.0".into(),
+                cpus: 4,
+                mem_mib: 256,
+                transport: "mmio".into(),
+                cmdline: "mode=tests".into()
+            },
+            Record::Ready {
+                cpus: 4,
+                boot_ns: 12_000_000
+            },
+            Record::Progress {
+                ms: 100,
+                stats: Stats {
+                    forks: 3,
+                    ..Stats::default()
+                }
+            },
+            Record::Failure(failure),
+            Record::Hang {
+                ms: 2000,
+                waits: alloc::vec![CpuWait {
+                    cpu: 0,
+                    wait: "pip obj 3".into(),
+                    stalled_ms: 2000
+                }],
+                traces: alloc::vec![]
+            },
+            Record::Panic {
+                cpu: 2,
+                message: "page fault".into(),
+                exception: Some(Exception {
+                    vector: 14,
+                    name: "page fault".into(),
+                    error_code: Some(2),
+                    rip: 0x1000,
+                    rsp: 0x2000,
+                    cr2: Some(0xdead000),
+                    stack_guard: false
+                })
+            },
+            Record::Done {
+                verdict: Verdict::Pass,
+                ms: 3000,
+                stats: None
+            },
+        ];
+        recs.into_iter()
+            .enumerate()
+            .map(|(i, rec)| Frame {
+                seq: i as u64,
+                cpu: 0,
+                rec,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_record_roundtrips() {
+        for f in frames() {
+            let line = encode(&f);
+            assert!(line.starts_with(PREFIX));
+            assert_eq!(parse(&line), Line::Record(f.clone()), "{line}");
+            assert_eq!(parse(&alloc::format!("{line}\r")), Line::Record(f));
+        }
+    }
+
+    #[test]
+    fn damaged_records_are_garbled() {
+        let line = encode(&frames()[1]);
+        // One flipped character in the JSON.
+        let bad = line.replacen("cpus", "cpuz", 1);
+        assert_eq!(parse(&bad), Line::Garbled(Garble::BadChecksum));
+        // Cut mid-line by a crash.
+        let cut = &line[..line.len() / 2];
+        assert!(matches!(parse(cut), Line::Garbled(_)), "{cut}");
+        assert_eq!(
+            parse("@fs2 {} ~00000000"),
+            Line::Garbled(Garble::Version("2".into()))
+        );
+        // Checksum right but JSON not a frame.
+        let json = "{\"x\":1}";
+        let l = alloc::format!("@fs1 {json} ~{:08x}", crc32fast::hash(json.as_bytes()));
+        assert!(matches!(parse(&l), Line::Garbled(Garble::Json(_))));
+        assert_eq!(parse("abc\u{1}def"), Line::Garbled(Garble::Binary));
+    }
+
+    #[test]
+    fn other_lines() {
+        assert_eq!(parse("KTAP version 1"), Line::Ktap(KtapLine::Version(1)));
+        assert_eq!(parse("# hello"), Line::Diag("hello"));
+        assert_eq!(parse(""), Line::Blank);
+        assert_eq!(parse("SeaBIOS"), Line::Other("SeaBIOS"));
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ExitCode::Pass.qemu_status(), 33);
+        assert_eq!(ExitCode::from_qemu_status(35), Some(ExitCode::Fail));
+        assert_eq!(ExitCode::from_qemu_status(0), None);
+    }
+}
