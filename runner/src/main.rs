@@ -1,5 +1,40 @@
-//! `cargo xtask`: placeholder until the runner lands.
-fn main() {
-    eprintln!("forkswap runner: not built yet");
-    std::process::exit(3);
+//! `cargo xtask`: forkswap's host tool. It builds the kernel, boots it under
+//! QEMU, reads the serial console and decides pass/fail with named verdicts.
+//! See README.md for the commands, verdicts and exit statuses.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use runner::error::{EXIT_USAGE, Error};
+use runner::{cli, cmd, reaper};
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => {
+            // One line: clap's first line ("error: ...") without the usage block.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: bad usage");
+            eprintln!("{first} (see `cargo xtask --help`)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Err(e) = reaper::install_signal_handler() {
+        return Error::from(e.context("cannot install the signal handler")).report();
+    }
+    match cmd::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => e.report(),
+    }
 }

@@ -1,0 +1,415 @@
+//! The boot engine: one [`BootSpec`] in, one QEMU run, one [`BootOutcome`]
+//! out. It makes the swap disk, spawns QEMU in its own process group, reads
+//! the serial console line by line on a thread, classifies every line
+//! ([`crate::console`]), hands each to a live callback, enforces the timeout,
+//! and judges the end ([`crate::verdict::judge`]).
+//!
+//! Boots are independent: several may run at once on different threads.
+//! QEMU never outlives its boot: a guard kills the process group on every
+//! path out of [`boot`], and [`crate::reaper`] covers signals.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use stress::proto::Frame;
+
+use crate::console::{Console, ConsoleLine, Ktap, LineEnd};
+use crate::disk::SwapDisk;
+use crate::qemu::{self, Accel, Machine, QemuArgs};
+use crate::reaper::{self, Registration};
+use crate::verdict::{self, Ending, Exit, Judgement, Verdict};
+
+/// Longest console line accepted before it is cut (and called garbled).
+pub const MAX_LINE: usize = 1 << 20;
+/// Lines of console and stderr kept for reports.
+pub const TAIL_LINES: usize = 20;
+/// How long to wait for the console to close after QEMU exited.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Everything one boot needs.
+#[derive(Clone, Debug)]
+pub struct BootSpec {
+    pub machine: Machine,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub accel: Accel,
+    /// The kernel command line (`-append`).
+    pub append: String,
+    /// Size of the swap disk in bytes; `None` for no disk.
+    pub disk_bytes: Option<u64>,
+    pub timeout: Duration,
+    pub kernel: PathBuf,
+    /// The QEMU binary (tests put a stand-in here).
+    pub qemu: PathBuf,
+}
+
+impl BootSpec {
+    /// A short label: `microvm/4cpu/tcg`.
+    pub fn label(&self) -> String {
+        format!("{}/{}cpu/{}", self.machine, self.cpus, self.accel)
+    }
+}
+
+/// Times measured from the moment QEMU was spawned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub hello: Option<Duration>,
+    pub ready: Option<Duration>,
+    /// When QEMU exited on its own (`None` when it was killed or not started).
+    pub exit: Option<Duration>,
+}
+
+/// What one boot produced.
+#[derive(Clone, Debug)]
+pub struct BootOutcome {
+    pub judgement: Judgement,
+    pub console: Console,
+    pub timings: Timings,
+    pub exit: Exit,
+    /// QEMU's last stderr lines.
+    pub stderr_tail: Vec<String>,
+    /// The QEMU command line, for reports.
+    pub command: String,
+}
+
+impl BootOutcome {
+    pub fn verdict(&self) -> &Verdict {
+        &self.judgement.verdict
+    }
+
+    /// Every valid record frame.
+    pub fn frames(&self) -> &[Frame] {
+        &self.console.frames
+    }
+
+    /// The boot's KTAP results.
+    pub fn ktap(&self) -> &Ktap {
+        &self.console.ktap
+    }
+
+    /// An outcome for a boot the harness could not run.
+    pub fn infra(reason: String) -> Self {
+        BootOutcome {
+            judgement: Judgement {
+                verdict: Verdict::Infra,
+                reason,
+            },
+            console: Console::new(TAIL_LINES),
+            timings: Timings::default(),
+            exit: Exit::SpawnFailed("not started".into()),
+            stderr_tail: Vec::new(),
+            command: String::new(),
+        }
+    }
+}
+
+enum Event {
+    Line(Vec<u8>, Instant, LineEnd),
+    StdoutClosed,
+    Stderr(String),
+    StderrClosed,
+    Exited(std::io::Result<ExitStatus>, Instant),
+}
+
+/// The running QEMU: killing its process group and reaping it on drop.
+struct Running {
+    pgid: i32,
+    waiter: Option<JoinHandle<()>>,
+    _registration: Registration,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Harmless when QEMU already exited; kills anything left in its group.
+        reaper::kill_group(self.pgid);
+        if let Some(w) = self.waiter.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+static BOOTS: AtomicU64 = AtomicU64::new(0);
+
+/// Boots once and judges the result. `on_line` sees every console line as
+/// it arrives (on the calling thread).
+pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutcome {
+    let disk = match spec.disk_bytes.map(SwapDisk::create).transpose() {
+        Ok(d) => d,
+        Err(e) => return BootOutcome::infra(format!("{e:#}")),
+    };
+    let name = format!(
+        "{}{}",
+        reaper::marker(),
+        BOOTS.fetch_add(1, Ordering::Relaxed)
+    );
+    let args = qemu::args(&QemuArgs {
+        machine: spec.machine,
+        accel: spec.accel,
+        cpus: spec.cpus,
+        mem_mib: spec.mem_mib,
+        kernel: &spec.kernel,
+        append: &spec.append,
+        disk: disk.as_ref().map(SwapDisk::path),
+        name: &name,
+    });
+    let command = qemu::display(&spec.qemu, &args);
+    let mut cmd = Command::new(&spec.qemu);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+
+    let mut st = State {
+        console: Console::new(TAIL_LINES),
+        stderr_tail: Vec::new(),
+        exited: None,
+        out_closed: false,
+        err_closed: false,
+    };
+    let t0 = Instant::now();
+    let (mut child, registration) = match reaper::spawn(&mut cmd) {
+        Ok(c) => c,
+        Err(e) => {
+            let exit = Exit::SpawnFailed(format!("{}: {e}", spec.qemu.display()));
+            return finish(st, exit, Timings::default(), spec, command, Duration::ZERO);
+        }
+    };
+    let pgid = child.id() as i32;
+    let (tx, rx) = mpsc::channel::<Event>();
+    if let Some(out) = child.stdout.take() {
+        let tx = tx.clone();
+        std::thread::spawn(move || read_console(out, &tx));
+    }
+    if let Some(err) = child.stderr.take() {
+        let tx = tx.clone();
+        std::thread::spawn(move || read_stderr(err, &tx));
+    }
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = tx.send(Event::Exited(status, Instant::now()));
+    });
+    let running = Running {
+        pgid,
+        waiter: Some(waiter),
+        _registration: registration,
+    };
+
+    let deadline = t0 + spec.timeout;
+    let mut timed_out = false;
+    loop {
+        if st.done() {
+            break;
+        }
+        let until = match &st.exited {
+            Some((_, at)) => (*at + CLOSE_GRACE).min(deadline.max(*at)),
+            None => deadline,
+        };
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(ev) => st.handle(ev, t0, on_line),
+            Err(RecvTimeoutError::Timeout) => {
+                timed_out = st.exited.is_none();
+                break;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Kill whatever is left of the group and reap QEMU, then take the lines
+    // that were already on their way.
+    drop(running);
+    while !st.done() {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(ev) => st.handle(ev, t0, on_line),
+            Err(_) => break,
+        }
+    }
+    drop(disk);
+
+    let mut timings = Timings {
+        hello: st.console.hello_at,
+        ready: st.console.ready_at,
+        exit: None,
+    };
+    let (exit, elapsed) = match &st.exited {
+        _ if timed_out => (Exit::TimedOut, spec.timeout),
+        Some((Ok(status), at)) => {
+            let d = at.saturating_duration_since(t0);
+            timings.exit = Some(d);
+            let exit = match (status.code(), status.signal()) {
+                (Some(c), _) => Exit::Status(c),
+                (None, Some(s)) => Exit::Signal(s),
+                (None, None) => Exit::Signal(0),
+            };
+            (exit, d)
+        }
+        Some((Err(e), _)) => (
+            Exit::SpawnFailed(format!("waiting for QEMU failed: {e}")),
+            t0.elapsed(),
+        ),
+        None => (Exit::TimedOut, spec.timeout),
+    };
+    finish(st, exit, timings, spec, command, elapsed)
+}
+
+/// What the event loop has gathered so far.
+struct State {
+    console: Console,
+    stderr_tail: Vec<String>,
+    exited: Option<(std::io::Result<ExitStatus>, Instant)>,
+    out_closed: bool,
+    err_closed: bool,
+}
+
+impl State {
+    fn done(&self) -> bool {
+        self.exited.is_some() && self.out_closed && self.err_closed
+    }
+
+    fn handle(&mut self, ev: Event, t0: Instant, on_line: &mut dyn FnMut(&ConsoleLine)) {
+        match ev {
+            Event::Line(bytes, at, end) => {
+                let line = self
+                    .console
+                    .push(&bytes, at.saturating_duration_since(t0), end);
+                on_line(&line);
+            }
+            Event::StdoutClosed => self.out_closed = true,
+            Event::Stderr(l) => {
+                if self.stderr_tail.len() == TAIL_LINES {
+                    self.stderr_tail.remove(0);
+                }
+                self.stderr_tail.push(l);
+            }
+            Event::StderrClosed => self.err_closed = true,
+            Event::Exited(status, at) => self.exited = Some((status, at)),
+        }
+    }
+}
+
+fn finish(
+    st: State,
+    exit: Exit,
+    timings: Timings,
+    spec: &BootSpec,
+    command: String,
+    elapsed: Duration,
+) -> BootOutcome {
+    let State {
+        console,
+        stderr_tail,
+        ..
+    } = st;
+    let judgement = verdict::judge(
+        &console,
+        &Ending {
+            exit: &exit,
+            stderr_tail: &stderr_tail,
+            elapsed,
+            quiet: verdict::quiet_window(spec.timeout),
+        },
+    );
+    BootOutcome {
+        judgement,
+        console,
+        timings,
+        exit,
+        stderr_tail,
+        command,
+    }
+}
+
+fn read_console(out: impl Read, tx: &Sender<Event>) {
+    let mut r = BufReader::with_capacity(64 * 1024, out);
+    let mut buf = Vec::new();
+    loop {
+        match read_chunk(&mut r, &mut buf, MAX_LINE) {
+            Ok(Some(end)) => {
+                let line = std::mem::take(&mut buf);
+                if tx.send(Event::Line(line, Instant::now(), end)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let _ = tx.send(Event::StdoutClosed);
+}
+
+fn read_stderr(err: impl Read, tx: &Sender<Event>) {
+    let mut r = BufReader::new(err);
+    let mut buf = Vec::new();
+    while let Ok(Some(_)) = read_chunk(&mut r, &mut buf, 4096) {
+        let line = crate::console::printable(&std::mem::take(&mut buf));
+        if tx.send(Event::Stderr(line)).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Event::StderrClosed);
+}
+
+/// Reads one line (without its `\n`) into `buf`, at most `cap` bytes.
+/// `None` at the end of the stream.
+pub fn read_chunk(
+    r: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<LineEnd>> {
+    buf.clear();
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((!buf.is_empty()).then_some(LineEnd::Eof));
+        }
+        let room = cap.saturating_sub(buf.len());
+        match avail.iter().position(|&b| b == b'\n') {
+            Some(i) if i <= room => {
+                buf.extend_from_slice(&avail[..i]);
+                r.consume(i + 1);
+                return Ok(Some(LineEnd::Newline));
+            }
+            _ => {
+                let n = avail.len().min(room);
+                buf.extend_from_slice(&avail[..n]);
+                r.consume(n);
+                if buf.len() >= cap {
+                    return Ok(Some(LineEnd::Overlong));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_on_newlines_eof_and_cap() {
+        let mut r = BufReader::with_capacity(4, &b"ab\ncdefghij\n\nxyz"[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        while let Some(end) = read_chunk(&mut r, &mut buf, 5).expect("read") {
+            got.push((String::from_utf8_lossy(&buf).into_owned(), end));
+        }
+        use LineEnd::*;
+        assert_eq!(
+            got,
+            vec![
+                ("ab".into(), Newline),
+                ("cdefg".into(), Overlong),
+                ("hij".into(), Newline),
+                ("".into(), Newline),
+                ("xyz".into(), Eof),
+            ]
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! `cargo xtask bench boot`: how long a probe boot takes per (machine,
+//! accelerator), as min/median/max of spawn→Ready and spawn→exit.
+
+use std::time::Duration;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Ctx;
+use crate::accel;
+use crate::boot;
+use crate::cli::{BenchBootArgs, BenchCommand};
+use crate::error::{EXIT_FAILURE, EXIT_OK, Result};
+use crate::qemu::{Accel, Machine};
+use crate::verdict::Verdict;
+
+pub fn run(ctx: &Ctx, b: &BenchCommand) -> Result<u8> {
+    match b {
+        BenchCommand::Boot(a) => boot_bench(ctx, a),
+    }
+}
+
+/// min, median, max.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+/// The spread of some millisecond values (`None` when there are none).
+pub fn spread(mut v: Vec<f64>) -> Option<Spread> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Spread {
+        min: v[0],
+        median,
+        max: v[n - 1],
+    })
+}
+
+fn cell(s: Option<Spread>) -> String {
+    s.map_or("-".into(), |s| {
+        format!("{:.1} / {:.1} / {:.1}", s.min, s.median, s.max)
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct Row {
+    machine: Machine,
+    accel: Accel,
+    ok: usize,
+    ready: Option<Spread>,
+    exit: Option<Spread>,
+    note: String,
+    broken: bool,
+}
+
+fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
+    let kernel = ctx.kernel()?;
+    let qemu = ctx.qemu()?;
+    let mut rows = Vec::new();
+    let total = (a.machines.len() * a.accels.len()) as u64 * u64::from(a.boots);
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} boots {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for &machine in &a.machines {
+        for &accel in &a.accels {
+            bar.set_message(format!("{machine}/{accel}"));
+            let spec = accel::probe_spec(machine, a.cpus, accel, kernel.clone(), qemu.clone());
+            let (mut ready, mut exit) = (Vec::new(), Vec::new());
+            let mut failures: Vec<String> = Vec::new();
+            for i in 0..a.boots {
+                let out = boot::boot(&spec, &mut |_| {});
+                bar.inc(1);
+                if *out.verdict() != Verdict::Pass {
+                    failures.push(format!("{}: {}", out.verdict(), out.judgement.reason));
+                    if i == 0 {
+                        bar.inc(u64::from(a.boots - 1));
+                        break;
+                    }
+                    continue;
+                }
+                ready.extend(out.timings.ready.map(ms));
+                exit.extend(out.timings.exit.map(ms));
+            }
+            let ok = ready.len();
+            let (note, broken) = match (ok, failures.first()) {
+                (0, Some(f)) => (format!("unavailable: {f}"), false),
+                (_, Some(f)) => (
+                    format!("{} boot(s) failed, first: {f}", failures.len()),
+                    true,
+                ),
+                _ => (String::new(), false),
+            };
+            rows.push(Row {
+                machine,
+                accel,
+                ok,
+                ready: spread(ready),
+                exit: spread(exit),
+                note,
+                broken,
+            });
+        }
+    }
+    bar.finish_and_clear();
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header([
+        "machine",
+        "accel",
+        "boots ok",
+        "spawn→Ready ms (min / median / max)",
+        "spawn→exit ms (min / median / max)",
+        "note",
+    ]);
+    for r in &rows {
+        t.add_row([
+            r.machine.to_string(),
+            r.accel.to_string(),
+            format!("{}/{}", r.ok, a.boots),
+            cell(r.ready),
+            cell(r.exit),
+            crate::console::preview(&r.note),
+        ]);
+    }
+    println!("mode=probe, {} CPU(s), {} boot(s) per row", a.cpus, a.boots);
+    println!("{t}");
+    Ok(if rows.iter().any(|r| r.broken) {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_of_odd_and_even_counts() {
+        assert_eq!(spread(vec![]), None);
+        let s = spread(vec![3.0, 1.0, 2.0]).expect("some");
+        assert_eq!((s.min, s.median, s.max), (1.0, 2.0, 3.0));
+        let s = spread(vec![4.0, 1.0, 2.0, 3.0]).expect("some");
+        assert_eq!(s.median, 2.5);
+    }
+}

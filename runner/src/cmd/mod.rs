@@ -1,0 +1,49 @@
+//! The subcommands of `cargo xtask`, one module each, and what they share:
+//! the workspace, the kernel image and the QEMU binary. Later subcommands
+//! (`stress`, `compare`, `merge`) go here the same way.
+
+pub mod bench;
+pub mod build;
+pub mod run;
+pub mod stress;
+pub mod test;
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+use crate::{kernel, qemu};
+
+/// What every subcommand needs.
+#[derive(Debug)]
+pub struct Ctx {
+    pub workspace: PathBuf,
+    pub verbose: bool,
+}
+
+impl Ctx {
+    /// Builds the kernel (adding its target when missing); its image path.
+    pub fn kernel(&self) -> Result<PathBuf> {
+        Ok(kernel::build(&self.workspace)?)
+    }
+
+    /// The QEMU binary, installed when missing.
+    pub fn qemu(&self) -> Result<PathBuf> {
+        Ok(qemu::locate_or_install(&self.workspace)?)
+    }
+}
+
+/// Runs the chosen subcommand; its exit status.
+pub fn dispatch(cli: Cli) -> Result<u8> {
+    let ctx = Ctx {
+        workspace: kernel::workspace_root(),
+        verbose: cli.verbose,
+    };
+    match cli.command {
+        Command::Build => build::run(&ctx),
+        Command::Run(a) => run::run(&ctx, &a),
+        Command::Test(a) => test::run(&ctx, &a),
+        Command::Bench(b) => bench::run(&ctx, &b),
+        Command::Stress(a) => stress::run(&ctx, &a),
+    }
+}

@@ -1,0 +1,88 @@
+//! `cargo xtask run`: boot once, stream the console, print the verdict.
+
+use stress::Variant;
+
+use super::Ctx;
+use crate::accel::Chooser;
+use crate::boot::{self, BootSpec};
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::render;
+
+/// The kernel command line when none is given.
+pub const DEFAULT_APPEND: &str = "mode=probe";
+
+pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
+    let append = kernel_cmdline(&a.kernel_args)?;
+    let kernel = ctx.kernel()?;
+    let qemu = ctx.qemu()?;
+    let b = &a.boot;
+    let accel = Chooser::new(kernel.clone(), qemu.clone())
+        .resolve(b.accel, b.machine, b.cpus)
+        .accel;
+    let spec = BootSpec {
+        machine: b.machine,
+        cpus: b.cpus,
+        mem_mib: b.mem,
+        accel,
+        append,
+        disk_bytes: (a.disk > 0).then_some(a.disk << 20),
+        timeout: b.timeout,
+        kernel,
+        qemu,
+    };
+    eprintln!(
+        "booting {} with `{}` (timeout {:?})",
+        spec.label(),
+        spec.append,
+        spec.timeout
+    );
+    let raw = a.raw;
+    let out = boot::boot(&spec, &mut |l| println!("{}", render::console_line(l, raw)));
+    if ctx.verbose {
+        eprintln!("command: {}", out.command);
+    }
+    print!("{}", render::outcome(&out));
+    Ok(out.verdict().exit_status())
+}
+
+/// Joins and checks the kernel arguments: key=value tokens, a valid
+/// `variant=` if any.
+pub fn kernel_cmdline(args: &[String]) -> Result<String> {
+    let tokens: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    if tokens.is_empty() {
+        return Ok(DEFAULT_APPEND.into());
+    }
+    for t in &tokens {
+        let Some((key, value)) = t.split_once('=') else {
+            return Err(Error::usage(format!(
+                "kernel argument '{t}' is not key=value (e.g. mode=tests)"
+            )));
+        };
+        if key == "variant" {
+            value
+                .parse::<Variant>()
+                .map_err(|e| Error::usage(e.to_string()))?;
+        }
+    }
+    Ok(tokens.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_args_are_checked() {
+        assert_eq!(kernel_cmdline(&[]).expect("default"), "mode=probe");
+        assert_eq!(
+            kernel_cmdline(&["mode=tests expect_cpus=2".into(), "tests=a,b".into()]).expect("ok"),
+            "mode=tests expect_cpus=2 tests=a,b"
+        );
+        let e = kernel_cmdline(&["variant=nope".into()]).expect_err("bad variant");
+        assert!(e.to_string().contains("swap-prealloc"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        assert!(kernel_cmdline(&["variant=split-skip".into()]).is_ok());
+        assert!(kernel_cmdline(&["tests".into()]).is_err());
+    }
+}

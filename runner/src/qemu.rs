@@ -1,0 +1,245 @@
+//! QEMU: the machine types and accelerators the runner uses, the exact
+//! command line of the contract (`/work/notes/contract.md`), and finding
+//! `qemu-system-x86_64` (installing it with `scripts/install-qemu.sh` when
+//! it is missing).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-x86_64";
+/// Most CPUs the runner asks for (documented maximum for both machines).
+pub const MAX_CPUS: u32 = 64;
+/// Least guest memory the kernel can run with.
+pub const MIN_MEM_MIB: u32 = 64;
+/// Most guest memory the runner asks for.
+pub const MAX_MEM_MIB: u32 = 16384;
+/// Default guest memory.
+pub const DEFAULT_MEM_MIB: u32 = 256;
+
+/// A QEMU machine type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Machine {
+    /// `-M microvm`: no firmware, virtio-mmio disk; boots in milliseconds.
+    Microvm,
+    /// `-M q35`: SeaBIOS, PCI, virtio-blk-pci disk; slower to boot.
+    Q35,
+}
+
+impl Machine {
+    /// Both machines.
+    pub const ALL: [Machine; 2] = [Machine::Microvm, Machine::Q35];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A concrete accelerator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Accel {
+    /// Hardware virtualization through /dev/kvm.
+    Kvm,
+    /// QEMU's software emulator, one host thread per vCPU.
+    Tcg,
+}
+
+impl Accel {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    /// The `-accel` argument.
+    pub const fn arg(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg,thread=multi",
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What goes on one QEMU command line.
+#[derive(Clone, Debug)]
+pub struct QemuArgs<'a> {
+    pub machine: Machine,
+    pub accel: Accel,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub kernel: &'a Path,
+    pub append: &'a str,
+    pub disk: Option<&'a Path>,
+    /// Guest name (`-name`), used to find leftovers.
+    pub name: &'a str,
+}
+
+/// The arguments after the binary, exactly as the contract lists them.
+pub fn args(a: &QemuArgs) -> Vec<OsString> {
+    let mut v: Vec<OsString> = Vec::new();
+    let mut push = |s: &str| v.push(s.into());
+    push("-M");
+    push(match a.machine {
+        Machine::Microvm => "microvm,x-option-roms=off,rtc=off",
+        Machine::Q35 => "q35",
+    });
+    push("-accel");
+    push(a.accel.arg());
+    push("-cpu");
+    push("max");
+    push("-smp");
+    push(&a.cpus.to_string());
+    push("-m");
+    push(&a.mem_mib.to_string());
+    for s in [
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-name",
+    ] {
+        push(s);
+    }
+    push(a.name);
+    push("-kernel");
+    v.push(a.kernel.into());
+    v.push("-append".into());
+    v.push(a.append.into());
+    if let Some(d) = a.disk {
+        let mut drive = OsString::from("id=swap,file=");
+        // QEMU's option syntax doubles commas inside values.
+        drive.push(d.to_string_lossy().replace(',', ",,"));
+        drive.push(",format=raw,if=none,cache=unsafe");
+        v.push("-drive".into());
+        v.push(drive);
+        v.push("-device".into());
+        v.push(
+            match a.machine {
+                Machine::Microvm => "virtio-blk-device,drive=swap",
+                Machine::Q35 => "virtio-blk-pci,drive=swap",
+            }
+            .into(),
+        );
+    }
+    v
+}
+
+/// A command line as one shell-like string, for logs.
+pub fn display(bin: &Path, args: &[OsString]) -> String {
+    let mut s = bin.display().to_string();
+    for a in args {
+        let a = a.to_string_lossy();
+        if a.contains(' ') || a.is_empty() {
+            s.push_str(&format!(" '{a}'"));
+        } else {
+            s.push(' ');
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+/// Finds `qemu-system-x86_64` on PATH; when it is missing, runs
+/// `scripts/install-qemu.sh` (saying so on stderr) and looks again.
+pub fn locate_or_install(workspace: &Path) -> anyhow::Result<PathBuf> {
+    if let Ok(p) = which::which(QEMU) {
+        return Ok(p);
+    }
+    let script = workspace.join("scripts/install-qemu.sh");
+    eprintln!(
+        "{QEMU} is not on PATH: installing it with {}",
+        script.display()
+    );
+    let status = Command::new("bash")
+        .arg(&script)
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        bail!(
+            "{QEMU} is missing and {} failed ({status}); install QEMU (apt-get install -y qemu-system-x86) and retry",
+            script.display()
+        );
+    }
+    which::which(QEMU).with_context(|| {
+        format!(
+            "{} succeeded but {QEMU} is still not on PATH",
+            script.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microvm_command_line_matches_the_contract() {
+        let a = QemuArgs {
+            machine: Machine::Microvm,
+            accel: Accel::Tcg,
+            cpus: 4,
+            mem_mib: 256,
+            kernel: Path::new("/k"),
+            append: "mode=tests expect_cpus=4",
+            disk: Some(Path::new("/tmp/d,1/swap.img")),
+            name: "forkswap-1-2",
+        };
+        let s = display(Path::new("qemu-system-x86_64"), &args(&a));
+        assert_eq!(
+            s,
+            "qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel tcg,thread=multi \
+             -cpu max -smp 4 -m 256 -nodefaults -no-user-config -display none -serial stdio \
+             -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -name forkswap-1-2 \
+             -kernel /k -append 'mode=tests expect_cpus=4' \
+             -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe \
+             -device virtio-blk-device,drive=swap"
+        );
+    }
+
+    #[test]
+    fn q35_uses_pci_and_kvm() {
+        let a = QemuArgs {
+            machine: Machine::Q35,
+            accel: Accel::Kvm,
+            cpus: 2,
+            mem_mib: 128,
+            kernel: Path::new("/k"),
+            append: "mode=probe",
+            disk: Some(Path::new("/d")),
+            name: "n",
+        };
+        let s = display(Path::new("q"), &args(&a));
+        assert!(
+            s.contains("-M q35 -accel kvm -cpu max -smp 2 -m 128"),
+            "{s}"
+        );
+        assert!(s.ends_with("-device virtio-blk-pci,drive=swap"), "{s}");
+        let a = QemuArgs { disk: None, ..a };
+        assert!(!display(Path::new("q"), &args(&a)).contains("-drive"));
+    }
+}

@@ -1,0 +1,447 @@
+//! The boot test suite of `cargo xtask test`: which boots run, what each
+//! must show, and how each boot becomes KTAP cases.
+//!
+//! - `mode=tests expect_cpus=N` for N = 1, 2, 4 on microvm and N = 2 on q35:
+//!   one case for the boot's verdict (must be Pass) and one per kernel test;
+//! - every `mode=crash kind=K`: one case each, passing only when the verdict
+//!   is exactly the expected one (and the exception matches);
+//! - `accel/auto`: `--accel auto` resolves and the chosen accelerator boots;
+//! - `harness/no-orphan-qemu`: no QEMU of this runner is left afterwards.
+
+use std::time::{Duration, Instant};
+
+use crate::accel::{self, AccelChoice, Chooser};
+use crate::boot::{self, BootOutcome, BootSpec};
+use crate::disk;
+use crate::qemu::{DEFAULT_MEM_MIB, Machine};
+use crate::reaper;
+use crate::render;
+use crate::report::{CaseResult, Ktap};
+use crate::verdict::Verdict;
+
+/// The kernel's boot tests, in its order (contract: `mode=tests`).
+pub const KERNEL_TESTS: [&str; 4] = [
+    "cpus_check_in",
+    "lock_counter",
+    "disk_roundtrip",
+    "timer_ticks",
+];
+/// Timeout of a `mode=tests` boot.
+pub const TESTS_TIMEOUT: Duration = Duration::from_secs(60);
+/// Timeout of a crash boot that should end by itself.
+pub const CRASH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of a crash boot that hangs on purpose.
+pub const HANG_TIMEOUT: Duration = Duration::from_secs(3);
+/// CPUs of the crash boots.
+pub const CRASH_CPUS: u32 = 2;
+
+/// What a crash boot must end with.
+#[derive(Clone, Copy, Debug)]
+pub enum Expect {
+    /// Exactly this verdict.
+    Verdict(Verdict),
+    /// One of these verdicts.
+    AnyOf(&'static [Verdict]),
+    /// Panic with this exception vector.
+    PanicVector(u8),
+    /// Panic with an exception in a stack guard page.
+    PanicStackGuard,
+}
+
+impl Expect {
+    fn describe(self) -> String {
+        match self {
+            Expect::Verdict(v) => v.to_string(),
+            Expect::AnyOf(vs) => vs
+                .iter()
+                .map(Verdict::name)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            Expect::PanicVector(v) => format!("Panic with exception vector {v}"),
+            Expect::PanicStackGuard => "Panic with stack_guard: true".into(),
+        }
+    }
+
+    /// Whether an outcome is what was expected.
+    pub fn matches(self, out: &BootOutcome) -> bool {
+        let v = out.verdict();
+        match self {
+            Expect::Verdict(e) => *v == e,
+            Expect::AnyOf(es) => es.contains(v),
+            Expect::PanicVector(n) => {
+                *v == Verdict::Panic
+                    && out
+                        .console
+                        .panic()
+                        .and_then(|p| p.2)
+                        .is_some_and(|e| e.vector == n)
+            }
+            Expect::PanicStackGuard => {
+                *v == Verdict::Panic
+                    && out
+                        .console
+                        .panic()
+                        .and_then(|p| p.2)
+                        .is_some_and(|e| e.stack_guard)
+            }
+        }
+    }
+}
+
+/// The deliberate crashes and what each must produce.
+pub const CRASHES: [(&str, Expect, Duration); 10] = [
+    ("panic", Expect::Verdict(Verdict::Panic), CRASH_TIMEOUT),
+    ("pagefault", Expect::PanicVector(14), CRASH_TIMEOUT),
+    ("stackoverflow", Expect::PanicStackGuard, CRASH_TIMEOUT),
+    ("exception", Expect::PanicVector(6), CRASH_TIMEOUT),
+    (
+        "triplefault",
+        Expect::Verdict(Verdict::TripleFault),
+        CRASH_TIMEOUT,
+    ),
+    ("hang", Expect::Verdict(Verdict::Hang), HANG_TIMEOUT),
+    (
+        "hang-silent",
+        Expect::Verdict(Verdict::HangSilent),
+        HANG_TIMEOUT,
+    ),
+    ("garbage", Expect::Verdict(Verdict::Garbled), HANG_TIMEOUT),
+    (
+        "early-exit",
+        Expect::Verdict(Verdict::Crashed),
+        CRASH_TIMEOUT,
+    ),
+    (
+        "cut",
+        Expect::AnyOf(&[Verdict::Crashed, Verdict::Garbled]),
+        CRASH_TIMEOUT,
+    ),
+];
+
+/// One boot of the suite.
+#[derive(Clone, Debug)]
+pub enum Item {
+    /// `mode=tests expect_cpus=N`.
+    Tests { machine: Machine, cpus: u32 },
+    /// `mode=crash kind=K`.
+    Crash {
+        machine: Machine,
+        kind: &'static str,
+        expect: Expect,
+        timeout: Duration,
+    },
+    /// The accelerator probe.
+    AccelAuto { machine: Machine, cpus: u32 },
+}
+
+impl Item {
+    /// The names of the cases this boot produces.
+    pub fn cases(&self) -> Vec<String> {
+        match self {
+            Item::Tests { machine, cpus } => {
+                let p = format!("{machine}/{cpus}cpu");
+                std::iter::once(format!("{p}/boot"))
+                    .chain(KERNEL_TESTS.iter().map(|t| format!("{p}/{t}")))
+                    .collect()
+            }
+            Item::Crash { machine, kind, .. } => vec![format!("{machine}/crash/{kind}")],
+            Item::AccelAuto { .. } => vec!["accel/auto".into()],
+        }
+    }
+}
+
+/// The boots of the suite: the default set, or everything on one machine.
+pub fn plan(machine: Option<Machine>) -> Vec<Item> {
+    let crash_machine = machine.unwrap_or(Machine::Microvm);
+    let mut items = vec![Item::AccelAuto {
+        machine: crash_machine,
+        cpus: CRASH_CPUS,
+    }];
+    let tests: Vec<(Machine, u32)> = match machine {
+        None => vec![
+            (Machine::Microvm, 1),
+            (Machine::Microvm, 2),
+            (Machine::Microvm, 4),
+            (Machine::Q35, 2),
+        ],
+        Some(m) => vec![(m, 1), (m, 2), (m, 4)],
+    };
+    items.extend(
+        tests
+            .into_iter()
+            .map(|(machine, cpus)| Item::Tests { machine, cpus }),
+    );
+    items.extend(CRASHES.iter().map(|(kind, expect, timeout)| Item::Crash {
+        machine: crash_machine,
+        kind,
+        expect: *expect,
+        timeout: *timeout,
+    }));
+    items
+}
+
+/// Name of the last case: no QEMU process of this runner left behind.
+pub const ORPHAN_CASE: &str = "harness/no-orphan-qemu";
+
+/// Runs the suite's boots and reports each case.
+pub struct Suite<'a> {
+    pub chooser: &'a mut Chooser,
+    pub accel: AccelChoice,
+    pub kernel: std::path::PathBuf,
+    pub qemu: std::path::PathBuf,
+    pub verbose: bool,
+}
+
+impl Suite<'_> {
+    /// Runs one boot and reports the selected cases among its own.
+    pub fn run_item(&mut self, item: &Item, selected: &dyn Fn(&str) -> bool, ktap: &mut Ktap) {
+        match item {
+            Item::AccelAuto { machine, cpus } => self.accel_auto(*machine, *cpus, ktap),
+            Item::Tests { machine, cpus } => {
+                let append = format!("mode=tests expect_cpus={cpus}");
+                let (out, time) = self.boot(*machine, *cpus, &append, TESTS_TIMEOUT, ktap);
+                let names = item.cases();
+                let boot_name = &names[0];
+                if selected(boot_name) {
+                    ktap.case(boot_case(boot_name, &out, time));
+                }
+                for (name, test) in names[1..].iter().zip(KERNEL_TESTS) {
+                    if selected(name) {
+                        ktap.case(kernel_test_case(name, test, &out));
+                    }
+                }
+                for r in out
+                    .ktap()
+                    .results
+                    .iter()
+                    .filter(|r| !KERNEL_TESTS.contains(&r.name.as_str()))
+                {
+                    ktap.diag(&format!(
+                        "kernel test {} is not in the runner's list: {}",
+                        r.name,
+                        if r.failed() { "not ok" } else { "ok" }
+                    ));
+                }
+            }
+            Item::Crash {
+                machine,
+                kind,
+                expect,
+                timeout,
+            } => {
+                let append = format!("mode=crash kind={kind}");
+                let (out, time) = self.boot(*machine, CRASH_CPUS, &append, *timeout, ktap);
+                let ok = expect.matches(&out);
+                let seen = format!("{}: {}", out.verdict(), out.judgement.reason);
+                ktap.case(CaseResult {
+                    name: item.cases().remove(0),
+                    ok,
+                    message: if ok {
+                        seen
+                    } else {
+                        format!("expected {}, got {seen}", expect.describe())
+                    },
+                    details: if ok {
+                        String::new()
+                    } else {
+                        render::details(&out, "")
+                    },
+                    time,
+                });
+            }
+        }
+    }
+
+    fn boot(
+        &mut self,
+        machine: Machine,
+        cpus: u32,
+        append: &str,
+        timeout: Duration,
+        ktap: &Ktap,
+    ) -> (BootOutcome, Duration) {
+        let accel = self.chooser.resolve(self.accel, machine, cpus).accel;
+        let spec = BootSpec {
+            machine,
+            cpus,
+            mem_mib: DEFAULT_MEM_MIB,
+            accel,
+            append: append.into(),
+            disk_bytes: Some(disk::DEFAULT_MIB << 20),
+            timeout,
+            kernel: self.kernel.clone(),
+            qemu: self.qemu.clone(),
+        };
+        ktap.diag(&format!("boot {}: {append}", spec.label()));
+        let verbose = self.verbose;
+        let t = Instant::now();
+        let out = boot::boot(&spec, &mut |l| {
+            if verbose {
+                println!("# | {}", render::console_line(l, false));
+            }
+        });
+        if verbose {
+            ktap.diag(&format!("command: {}", out.command));
+        }
+        (out, t.elapsed())
+    }
+
+    fn accel_auto(&mut self, machine: Machine, cpus: u32, ktap: &mut Ktap) {
+        let t = Instant::now();
+        let r = self.chooser.resolve(AccelChoice::Auto, machine, cpus);
+        let said = format!(
+            "--accel auto chose {} for {machine}/{cpus}cpu: {}",
+            r.accel, r.why
+        );
+        ktap.diag(&said);
+        let spec = accel::probe_spec(
+            machine,
+            cpus,
+            r.accel,
+            self.kernel.clone(),
+            self.qemu.clone(),
+        );
+        let out = boot::boot(&spec, &mut |_| {});
+        let ok = *out.verdict() == Verdict::Pass;
+        ktap.case(CaseResult {
+            name: "accel/auto".into(),
+            ok,
+            message: if ok {
+                format!("{said}; probe boot under {} passed", r.accel)
+            } else {
+                format!(
+                    "{said}; but a probe boot under {} got {}: {}",
+                    r.accel,
+                    out.verdict(),
+                    out.judgement.reason
+                )
+            },
+            details: if ok {
+                String::new()
+            } else {
+                render::details(&out, "")
+            },
+            time: t.elapsed(),
+        });
+    }
+}
+
+fn boot_case(name: &str, out: &BootOutcome, time: Duration) -> CaseResult {
+    let ok = *out.verdict() == Verdict::Pass;
+    CaseResult {
+        name: name.into(),
+        ok,
+        message: format!(
+            "{}: {} (Ready at {}, exit at {})",
+            out.verdict(),
+            out.judgement.reason,
+            render::ms(out.timings.ready),
+            render::ms(out.timings.exit)
+        ),
+        details: if ok {
+            String::new()
+        } else {
+            render::details(out, "")
+        },
+        time,
+    }
+}
+
+fn kernel_test_case(name: &str, test: &str, out: &BootOutcome) -> CaseResult {
+    let (ok, message) = match out.ktap().result(test) {
+        Some(r) if r.is_skip() => (
+            false,
+            format!(
+                "skipped by the kernel ({}); the suite attaches a disk and expects every test to run",
+                r.directive.as_deref().unwrap_or("SKIP")
+            ),
+        ),
+        Some(r) if r.ok => (true, r.directive.clone().unwrap_or_default()),
+        Some(r) => (
+            false,
+            format!(
+                "not ok: {}",
+                r.directive.as_deref().unwrap_or("(no reason given)")
+            ),
+        ),
+        None => (
+            false,
+            format!(
+                "no KTAP result; boot verdict {}: {}",
+                out.verdict(),
+                out.judgement.reason
+            ),
+        ),
+    };
+    CaseResult {
+        name: name.into(),
+        ok,
+        message,
+        details: String::new(),
+        time: Duration::ZERO,
+    }
+}
+
+/// The orphan check: no process of this runner's QEMUs is left.
+pub fn orphan_case() -> CaseResult {
+    let t = Instant::now();
+    // Give the kernel a moment to finish tearing down killed processes.
+    let mut left = reaper::processes_matching(&reaper::marker());
+    for _ in 0..10 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = reaper::processes_matching(&reaper::marker());
+    }
+    CaseResult {
+        name: ORPHAN_CASE.into(),
+        ok: left.is_empty(),
+        message: if left.is_empty() {
+            "no QEMU of this run is left".into()
+        } else {
+            format!("QEMU processes left behind: pids {left:?}")
+        },
+        details: String::new(),
+        time: t.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_plan_has_the_contract_boots() {
+        let names: Vec<String> = plan(None).iter().flat_map(Item::cases).collect();
+        for n in [
+            "accel/auto",
+            "microvm/1cpu/boot",
+            "microvm/2cpu/lock_counter",
+            "microvm/4cpu/disk_roundtrip",
+            "q35/2cpu/timer_ticks",
+            "microvm/crash/pagefault",
+            "microvm/crash/stackoverflow",
+            "microvm/crash/triplefault",
+            "microvm/crash/hang",
+            "microvm/crash/hang-silent",
+            "microvm/crash/garbage",
+            "microvm/crash/early-exit",
+            "microvm/crash/cut",
+            "microvm/crash/exception",
+            "microvm/crash/panic",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+        }
+        assert_eq!(names.len(), 1 + 4 * 5 + 10);
+        let q35: Vec<String> = plan(Some(Machine::Q35))
+            .iter()
+            .flat_map(Item::cases)
+            .collect();
+        assert!(
+            q35.iter()
+                .all(|n| n.starts_with("q35/") || n == "accel/auto"),
+            "{q35:?}"
+        );
+    }
+}
