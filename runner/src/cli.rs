@@ -25,6 +25,9 @@ pub struct Cli {
     /// Print QEMU command lines and every console line of every boot.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Boot this kernel image instead of building one (`cargo xtask build`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -417,3 +417,7 @@ fn progress(c: &Console) -> &'static str {
 pub fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;

@@ -19,12 +19,20 @@ use crate::{kernel, qemu};
 pub struct Ctx {
     pub workspace: PathBuf,
     pub verbose: bool,
+    /// `--kernel PATH`: an image to boot instead of building one.
+    pub kernel: Option<PathBuf>,
 }
 
 impl Ctx {
     /// Builds the kernel (adding its target when missing); its image path.
     pub fn kernel(&self) -> Result<PathBuf> {
-        Ok(kernel::build(&self.workspace)?)
+        match &self.kernel {
+            Some(k) if k.is_file() => Ok(k.clone()),
+            Some(k) => {
+                Err(anyhow::anyhow!("the kernel image {} does not exist", k.display()).into())
+            }
+            None => Ok(kernel::build(&self.workspace)?),
+        }
     }
 
     /// The QEMU binary, installed when missing.
@@ -38,6 +46,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     let ctx = Ctx {
         workspace: kernel::workspace_root(),
         verbose: cli.verbose,
+        kernel: cli.kernel,
     };
     match cli.command {
         Command::Build => build::run(&ctx),

@@ -1,0 +1,133 @@
+//! The `cargo xtask` binary: exit statuses, one-line errors, and no QEMU or
+//! temp disk left after SIGINT/SIGTERM (with a fake QEMU on PATH).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Fake;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn runner() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+    c.env("RUST_BACKTRACE", "1");
+    c
+}
+
+fn assert_one_line_error(args: &[&str], code: i32, needle: &str) {
+    let out = runner().args(args).output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_on_one_line() {
+    assert_one_line_error(&["run", "--cpus", "0"], 2, "--cpus");
+    assert_one_line_error(&["run", "--cpus", "65"], 2, "1..=64");
+    assert_one_line_error(&["run", "--mem", "8"], 2, "--mem");
+    assert_one_line_error(&["run", "--machine", "pc"], 2, "pc");
+    assert_one_line_error(
+        &["run", "--", "variant=nope"],
+        2,
+        "valid: baseline, split-skip",
+    );
+    assert_one_line_error(&["run", "--", "oops"], 2, "key=value");
+    assert_one_line_error(&["bench", "boot", "--boots", "0"], 2, "--boots");
+    assert_one_line_error(
+        &["test", "--filter", "no-such-case"],
+        2,
+        "selects no test case",
+    );
+    assert_one_line_error(&["nope"], 2, "nope");
+}
+
+#[test]
+fn missing_kernel_image_is_a_harness_error() {
+    assert_one_line_error(
+        &["--kernel", "/nonexistent/kernel", "run"],
+        3,
+        "does not exist",
+    );
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = runner().arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in ["build", "run", "test", "bench", "stress", "Exit status"] {
+        assert!(help.contains(s), "{s} missing from:\n{help}");
+    }
+}
+
+/// Starts `runner run` against a fake QEMU that hangs, sends `sig` once the
+/// fake is up, and checks the exit status and that nothing is left.
+fn interrupted(sig: Signal, expected: i32) {
+    let fake = Fake::new("spawn_child\nexec -a \"$0-spin\" sleep 300");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = format!(
+        "{}:{}",
+        fake.dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = runner()
+        .args([
+            "--kernel",
+            &fake.script.to_string_lossy(),
+            "run",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "60",
+        ])
+        .env("PATH", path)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runner");
+    let t = Instant::now();
+    while fake.leftovers().is_empty() || fake.leftovers().len() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "fake QEMU never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The swap disk's temp dir exists while QEMU runs.
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 1);
+    kill(Pid::from_raw(child.id() as i32), sig).expect("signal");
+    let status = child.wait().expect("wait");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(status.code(), Some(expected), "{err}");
+    assert!(err.contains("killed 1 QEMU process group"), "{err}");
+    assert_eq!(fake.leftovers(), Vec::<u32>::new(), "QEMU left behind");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).expect("ls").count(),
+        0,
+        "temp dir left behind"
+    );
+}
+
+#[test]
+fn sigterm_kills_qemu_and_exits_143() {
+    interrupted(Signal::SIGTERM, 143);
+}
+
+#[test]
+fn sigint_kills_qemu_and_exits_130() {
+    interrupted(Signal::SIGINT, 130);
+}
