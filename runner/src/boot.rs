@@ -326,15 +326,10 @@ fn finish(
 fn read_console(out: impl Read, tx: &Sender<Event>) {
     let mut r = BufReader::with_capacity(64 * 1024, out);
     let mut buf = Vec::new();
-    loop {
-        match read_chunk(&mut r, &mut buf, MAX_LINE) {
-            Ok(Some(end)) => {
-                let line = std::mem::take(&mut buf);
-                if tx.send(Event::Line(line, Instant::now(), end)).is_err() {
-                    return;
-                }
-            }
-            Ok(None) | Err(_) => break,
+    while let Ok(Some(end)) = read_chunk(&mut r, &mut buf, MAX_LINE) {
+        let line = std::mem::take(&mut buf);
+        if tx.send(Event::Line(line, Instant::now(), end)).is_err() {
+            return;
         }
     }
     let _ = tx.send(Event::StdoutClosed);

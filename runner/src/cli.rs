@@ -70,7 +70,7 @@ pub struct BootArgs {
     #[arg(long, value_enum, default_value_t = Machine::Microvm)]
     pub machine: Machine,
     /// Number of virtual CPUs (1 to 64).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(qemu::MAX_CPUS)))]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(qemu::MAX_CPUS)))]
     pub cpus: u32,
     /// Accelerator: auto probes KVM and falls back to TCG.
     #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
@@ -145,7 +145,7 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct BenchBootArgs {
     /// Boots per (machine, accelerator).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub boots: u32,
     /// Machines to measure, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "microvm,q35")]
@@ -154,7 +154,7 @@ pub struct BenchBootArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "tcg,kvm")]
     pub accels: Vec<Accel>,
     /// Number of virtual CPUs (1 to 64).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(qemu::MAX_CPUS)))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(qemu::MAX_CPUS)))]
     pub cpus: u32,
 }
 

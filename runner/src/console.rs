@@ -60,7 +60,7 @@ pub enum KtapEntry {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LineKind {
     /// A valid record line.
-    Record(Frame),
+    Record(Box<Frame>),
     /// A KTAP version, plan or result line.
     Ktap(KtapEntry),
     /// A `# ...` diagnostic (text after `#`).
@@ -223,7 +223,7 @@ impl Console {
             LineEnd::Newline => {}
         }
         match &line.kind {
-            LineKind::Record(f) => self.record(f.clone(), at),
+            LineKind::Record(f) => self.record(f.as_ref().clone(), at),
             LineKind::Ktap(k) => self.ktap_line(k.clone()),
             LineKind::Garbled(reason) => self.garble(reason.clone(), &line.text),
             LineKind::Diag(_) | LineKind::Blank | LineKind::Other => {}
@@ -350,7 +350,7 @@ impl Console {
 /// Classifies one line of text with the shared parser, into owned form.
 pub fn classify(s: &str) -> LineKind {
     match proto::parse(s) {
-        Line::Record(f) => LineKind::Record(f),
+        Line::Record(f) => LineKind::Record(Box::new(f)),
         Line::Ktap(k) => LineKind::Ktap(match k {
             KtapLine::Version(v) => KtapEntry::Version(v),
             KtapLine::Plan(n) => KtapEntry::Plan(n),

@@ -186,10 +186,12 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
         Exit::Status(s) => Some(*s),
         _ => None,
     };
-    if status == Some(1) && c.frames.is_empty() && !c.ktap.seen() {
-        if let Some(err) = &stderr_last {
-            return Judgement::new(QemuFailed, format!("QEMU exited with status 1: {err}"));
-        }
+    if status == Some(1)
+        && c.frames.is_empty()
+        && !c.ktap.seen()
+        && let Some(err) = &stderr_last
+    {
+        return Judgement::new(QemuFailed, format!("QEMU exited with status 1: {err}"));
     }
     if let Some((cpu, msg, exc)) = c.panic() {
         return Judgement::new(Panic, panic_reason(cpu, msg, exc));
