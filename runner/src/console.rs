@@ -209,6 +209,11 @@ impl Console {
         self.tail.push_back(line.text.clone());
         match end {
             LineEnd::Eof => {
+                // Junk is junk with or without its newline (a kernel that
+                // prints garbage and hangs is killed mid-line).
+                if line.kind == LineKind::Garbled(garble_reason(&Garble::Binary)) {
+                    self.garble(garble_reason(&Garble::Binary), &line.text);
+                }
                 self.cut = Some(format!(
                     "console cut mid-line ({}): {}",
                     describe(&line.kind),

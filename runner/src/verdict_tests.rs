@@ -346,6 +346,14 @@ fn binary_junk_is_garbled_even_when_it_then_hangs() {
 }
 
 #[test]
+fn binary_junk_without_newline_cut_by_the_timeout_is_garbled() {
+    let mut c = console(&[line(0, hello()), line(1, ready())]);
+    c.push(b"\x01\x02junk", Duration::from_millis(300), LineEnd::Eof);
+    let j = judge_full(&c, Exit::TimedOut, &[], Duration::from_secs(3));
+    assert_eq!(j.verdict, Verdict::Garbled, "{j:?}");
+}
+
+#[test]
 fn a_damaged_record_spoils_an_otherwise_passing_boot() {
     let mut l = probe_lines();
     l[1] = l[1].replacen("cpus", "cpuz", 1);
