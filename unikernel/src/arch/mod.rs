@@ -1,0 +1,8 @@
+//! x86_64 specifics: the PVH entry ([`entry`]), descriptor tables ([`gdt`],
+//! [`idt`]), page tables ([`paging`]) and the AP trampoline ([`trampoline`]).
+
+pub mod entry;
+pub mod gdt;
+pub mod idt;
+pub mod paging;
+pub mod trampoline;

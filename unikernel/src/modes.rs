@@ -1,0 +1,39 @@
+//! What the kernel does once every CPU is up (`mode=` on the command line):
+//! `probe`, `tests`, `crash`, and the reserved `stress`.
+
+use stress::proto::{ExitCode, Record, Verdict};
+
+use crate::cmdline::{Cmdline, Mode};
+use crate::{console, cpu, crash, panic, qemu, tests, time};
+
+/// Prints `Done` with `verdict` and exits accordingly.
+pub fn done(verdict: Verdict) -> ! {
+    console::record(Record::Done {
+        verdict,
+        ms: time::now_ns() / 1_000_000,
+        stats: None,
+    });
+    qemu::exit(match verdict {
+        Verdict::Pass => ExitCode::Pass,
+        Verdict::Fail => ExitCode::Fail,
+    })
+}
+
+/// Runs the mode; `madt_cpus` is how many CPUs the MADT listed.
+pub fn run(args: &Cmdline, madt_cpus: usize) -> ! {
+    match &args.mode {
+        Mode::Probe => {
+            let all_up =
+                cpu::count() == madt_cpus && args.expect_cpus.is_none_or(|n| n == cpu::count());
+            done(if all_up { Verdict::Pass } else { Verdict::Fail })
+        }
+        Mode::Tests { tests } => {
+            let passed = tests::run(tests, args.expect_cpus, madt_cpus);
+            done(if passed { Verdict::Pass } else { Verdict::Fail })
+        }
+        Mode::Crash { kind, cpu } => crash::run(*kind, *cpu),
+        Mode::Stress => panic::fatal(format_args!(
+            "mode=stress is not implemented in this kernel yet"
+        )),
+    }
+}

@@ -1,0 +1,230 @@
+//! Time: a monotonic nanosecond clock from the TSC ([`now_ns`], counted from
+//! kernel entry) and the per-CPU periodic local APIC timer tick with its
+//! optional hook ([`set_tick_hook`]).
+//!
+//! Calibration ([`calibrate`], on the BSP at boot): the TSC and the APIC timer
+//! are both measured against the legacy PIT (i8254, 1.193182 MHz, present on
+//! microvm, pc and q35) over a ~3 ms window: PIT channel 0 counts down in mode
+//! 2 and is read back with latch commands; elapsed PIT ticks convert the TSC
+//! and APIC-timer deltas to frequencies. Without a working PIT the TSC
+//! frequency comes from CPUID (hypervisor leaf 0x40000010, else leaf 0x15,
+//! else 0x16) and the APIC bus is assumed to run at 1 GHz (QEMU's and KVM's
+//! constant). `now_ns` relies on the TSC being synchronised across CPUs, which
+//! holds under QEMU TCG (it reads the host TSC) and KVM (one TSC offset per VM).
+
+use core::arch::x86_64::{__cpuid, _rdtsc};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use x86_64::instructions::port::Port;
+
+use crate::apic;
+use crate::cpu::{self, MAX_CPUS};
+use crate::sync::IrqMutex;
+
+/// Timer interrupts per second on every CPU.
+pub const TICK_HZ: u64 = 250;
+/// PIT input clock.
+const PIT_HZ: u64 = 1_193_182;
+/// Calibration window in PIT ticks (~3 ms).
+const PIT_WINDOW: u64 = 3_580;
+
+/// TSC value at kernel entry: `now_ns` counts from there.
+static TSC0: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds per TSC tick, 32.32 fixed point (1 GHz until calibrated).
+static NS_PER_TSC: AtomicU64 = AtomicU64::new(1 << 32);
+static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
+/// APIC timer input clock (bus clock / TIMER_DIVISOR).
+static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(1_000_000_000 / apic::TIMER_DIVISOR);
+static CALIBRATED: AtomicBool = AtomicBool::new(false);
+/// Timer interrupts seen by each CPU.
+static TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Called on every tick on every CPU.
+static HOOK: IrqMutex<Option<fn(usize)>> = IrqMutex::new(None);
+
+/// Reads the TSC.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is available on every x86_64 CPU and has no side effects.
+    unsafe { _rdtsc() }
+}
+
+/// Records the TSC value read at kernel entry.
+pub fn set_entry_tsc(tsc: u64) {
+    TSC0.store(tsc, Ordering::Relaxed);
+}
+
+/// Nanoseconds since kernel entry; monotonic, usable on every CPU.
+#[inline]
+pub fn now_ns() -> u64 {
+    let delta = rdtsc().wrapping_sub(TSC0.load(Ordering::Relaxed));
+    ((delta as u128 * NS_PER_TSC.load(Ordering::Relaxed) as u128) >> 32) as u64
+}
+
+/// Busy-waits for `ns` nanoseconds.
+pub fn delay_ns(ns: u64) {
+    let end = now_ns() + ns;
+    while now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// What calibration measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Calibration {
+    pub tsc_hz: u64,
+    /// APIC timer input frequency (after the divider).
+    pub apic_timer_hz: u64,
+    /// "pit" or "cpuid".
+    pub source: &'static str,
+}
+
+/// Calibrates the TSC and the APIC timer (BSP, local APIC enabled).
+pub fn calibrate() -> Calibration {
+    let cal = measure_with_pit().unwrap_or_else(from_cpuid);
+    TSC_HZ.store(cal.tsc_hz, Ordering::Relaxed);
+    NS_PER_TSC.store(
+        (1_000_000_000u128 << 32).div_ceil(cal.tsc_hz as u128) as u64,
+        Ordering::Relaxed,
+    );
+    APIC_TIMER_HZ.store(cal.apic_timer_hz, Ordering::Relaxed);
+    CALIBRATED.store(true, Ordering::Release);
+    cal
+}
+
+/// True once [`calibrate`] has run (APs wait for it before starting timers).
+pub fn calibrated() -> bool {
+    CALIBRATED.load(Ordering::Acquire)
+}
+
+/// Calibrated TSC frequency.
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Latches and reads PIT channel 0's counter.
+fn pit_read() -> u16 {
+    let mut command: Port<u8> = Port::new(0x43);
+    let mut data: Port<u8> = Port::new(0x40);
+    // SAFETY: ports 0x40/0x43 are the i8254's channel 0 data and command
+    // registers; the latch command (0x00) does not disturb counting, and only
+    // the BSP touches the PIT, during calibration.
+    unsafe {
+        command.write(0x00);
+        let lo = data.read() as u16;
+        let hi = data.read() as u16;
+        lo | (hi << 8)
+    }
+}
+
+fn measure_with_pit() -> Option<Calibration> {
+    let mut command: Port<u8> = Port::new(0x43);
+    let mut data: Port<u8> = Port::new(0x40);
+    // SAFETY: programs PIT channel 0 as a free-running rate generator (mode 2,
+    // reload 65536). Its IRQ 0 is masked at both the 8259 and the I/O APIC.
+    unsafe {
+        command.write(0x34);
+        data.write(0);
+        data.write(0);
+    }
+    // Wait for the counter to start moving (it never does without a PIT).
+    let first = pit_read();
+    let mut prev = first;
+    for _ in 0..100_000 {
+        prev = pit_read();
+        if prev != first {
+            break;
+        }
+    }
+    if prev == first {
+        return None;
+    }
+    apic::set_timer(false, u32::MAX);
+    let (t0, a0) = (rdtsc(), apic::timer_current());
+    let mut elapsed = 0u64;
+    while elapsed < PIT_WINDOW {
+        let now = pit_read();
+        elapsed += prev.wrapping_sub(now) as u64;
+        prev = now;
+    }
+    let (t1, a1) = (rdtsc(), apic::timer_current());
+    apic::set_timer(false, 0);
+    // SAFETY: one-shot mode 0 with count 1: the PIT stops toggling IRQ 0.
+    unsafe {
+        command.write(0x30);
+        data.write(1);
+        data.write(0);
+    }
+    let tsc_hz = (t1 - t0) as u128 * PIT_HZ as u128 / elapsed as u128;
+    let apic_hz = (a0 - a1) as u128 * PIT_HZ as u128 / elapsed as u128;
+    (tsc_hz > 0 && apic_hz > 0).then_some(Calibration {
+        tsc_hz: tsc_hz as u64,
+        apic_timer_hz: apic_hz as u64,
+        source: "pit",
+    })
+}
+
+fn from_cpuid() -> Calibration {
+    // SAFETY: CPUID is available on every x86_64 CPU.
+    let cpuid = |leaf: u32| unsafe { __cpuid(leaf) };
+    let apic_default = 1_000_000_000 / apic::TIMER_DIVISOR;
+    let hv_max = cpuid(0x4000_0000).eax;
+    if hv_max >= 0x4000_0010 {
+        let t = cpuid(0x4000_0010);
+        if t.eax != 0 {
+            let apic = if t.ebx != 0 {
+                t.ebx as u64 * 1000 / apic::TIMER_DIVISOR
+            } else {
+                apic_default
+            };
+            return Calibration {
+                tsc_hz: t.eax as u64 * 1000,
+                apic_timer_hz: apic,
+                source: "cpuid",
+            };
+        }
+    }
+    let max = cpuid(0).eax;
+    let mut tsc_hz = 0;
+    if max >= 0x15 {
+        let l = cpuid(0x15);
+        if l.eax != 0 && l.ebx != 0 && l.ecx != 0 {
+            tsc_hz = l.ecx as u64 * l.ebx as u64 / l.eax as u64;
+        }
+    }
+    if tsc_hz == 0 && max >= 0x16 {
+        tsc_hz = (cpuid(0x16).eax & 0xffff) as u64 * 1_000_000;
+    }
+    Calibration {
+        tsc_hz: if tsc_hz == 0 { 1_000_000_000 } else { tsc_hz },
+        apic_timer_hz: apic_default,
+        source: "cpuid",
+    }
+}
+
+/// Starts this CPU's periodic tick (after [`calibrate`]).
+pub fn start_tick() {
+    let initial = (APIC_TIMER_HZ.load(Ordering::Relaxed) / TICK_HZ).clamp(1, u32::MAX as u64);
+    apic::set_timer(true, initial as u32);
+}
+
+/// The timer interrupt: counts the tick and runs the hook.
+pub(crate) fn on_tick() {
+    let me = cpu::id();
+    TICKS[me].fetch_add(1, Ordering::Relaxed);
+    let hook = *HOOK.lock();
+    if let Some(hook) = hook {
+        hook(me);
+    }
+}
+
+/// Timer interrupts CPU `cpu` has taken.
+pub fn ticks(cpu: usize) -> u64 {
+    TICKS[cpu].load(Ordering::Relaxed)
+}
+
+/// Sets (or clears) the function every CPU calls on each timer tick, in
+/// interrupt context, with the CPU index (e.g. a watchdog). It must be quick
+/// and must not wait for other CPUs.
+pub fn set_tick_hook(hook: Option<fn(usize)>) {
+    *HOOK.lock() = hook;
+}
