@@ -94,7 +94,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         frames.remove(image.0, image.1);
     }
     paging::init(|start, end| boot.has_ram(start, end))
-        .unwrap_or_else(|e| panic::fatal(format_args!("boot: paging: {e:?}")));
+        .unwrap_or_else(|e| panic::fatal(format_args!("boot: paging: {e}")));
     stack::allocate(cpus.apic_ids().len())
         .unwrap_or_else(|e| panic::fatal(format_args!("boot: {e}")));
     let heap = frame::FRAMES.lock().take_largest(FRAME_RESERVE);

@@ -10,7 +10,7 @@ use x86_64::instructions::port::Port;
 use crate::{apic, time};
 
 /// Interrupts on vectors nobody expects (acknowledged and counted).
-static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+pub static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 
 /// Remaps the 8259 PICs to vectors 0x20-0x2f and masks every line.
 pub fn disable_legacy_pic() {
@@ -49,9 +49,4 @@ pub fn dispatch(vector: u8) {
             apic::end_of_interrupt();
         }
     }
-}
-
-/// Interrupts that arrived on unexpected vectors.
-pub fn unexpected() -> u64 {
-    UNEXPECTED.load(Ordering::Relaxed)
 }

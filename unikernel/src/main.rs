@@ -35,7 +35,6 @@ mod arch;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
-#[macro_use]
 mod console;
 #[cfg(target_os = "none")]
 mod cpu;

@@ -154,7 +154,10 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// What an AP does when it has nothing to do: sleep until a job comes.
 fn idle_loop() -> ! {
-    let mut seen = GENERATION.load(Ordering::Acquire);
+    // Every job so far is ours too: the first job can only start once every
+    // admitted AP checked in, which happens before this loop (so do not read
+    // the current generation here: it may already include our first job).
+    let mut seen = 0;
     loop {
         interrupts::disable();
         let generation = GENERATION.load(Ordering::Acquire);

@@ -4,9 +4,11 @@
 //!
 //! Calibration ([`calibrate`], on the BSP at boot): the TSC and the APIC timer
 //! are both measured against the legacy PIT (i8254, 1.193182 MHz, present on
-//! microvm, pc and q35) over a ~3 ms window: PIT channel 0 counts down in mode
-//! 2 and is read back with latch commands; elapsed PIT ticks convert the TSC
-//! and APIC-timer deltas to frequencies. Without a working PIT the TSC
+//! microvm, pc and q35): PIT channel 0 counts down in mode 2 and is read back
+//! with latch commands; over three ~1 ms windows, elapsed PIT ticks convert the
+//! TSC and APIC-timer deltas to frequencies and the median of each is kept
+//! (each window's end points are read tightly together, so a vCPU preempted
+//! by the host skews at most one window). Without a working PIT the TSC
 //! frequency comes from CPUID (hypervisor leaf 0x40000010, else leaf 0x15,
 //! else 0x16) and the APIC bus is assumed to run at 1 GHz (QEMU's and KVM's
 //! constant). `now_ns` relies on the TSC being synchronised across CPUs, which
@@ -25,8 +27,10 @@ use crate::sync::IrqMutex;
 pub const TICK_HZ: u64 = 250;
 /// PIT input clock.
 const PIT_HZ: u64 = 1_193_182;
-/// Calibration window in PIT ticks (~3 ms).
-const PIT_WINDOW: u64 = 3_580;
+/// Calibration window in PIT ticks (~1 ms).
+const PIT_WINDOW: u64 = 1_193;
+/// Calibration windows (the median is kept).
+const WINDOWS: usize = 3;
 
 /// TSC value at kernel entry: `now_ns` counts from there.
 static TSC0: AtomicU64 = AtomicU64::new(0);
@@ -36,6 +40,8 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
 /// APIC timer input clock (bus clock / TIMER_DIVISOR).
 static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(1_000_000_000 / apic::TIMER_DIVISOR);
 static CALIBRATED: AtomicBool = AtomicBool::new(false);
+/// Whether calibration used the PIT.
+static PIT_USED: AtomicBool = AtomicBool::new(false);
 /// Timer interrupts seen by each CPU.
 static TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Called on every tick on every CPU.
@@ -60,14 +66,6 @@ pub fn now_ns() -> u64 {
     ((delta as u128 * NS_PER_TSC.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
-/// Busy-waits for `ns` nanoseconds.
-pub fn delay_ns(ns: u64) {
-    let end = now_ns() + ns;
-    while now_ns() < end {
-        core::hint::spin_loop();
-    }
-}
-
 /// What calibration measured.
 #[derive(Clone, Copy, Debug)]
 pub struct Calibration {
@@ -87,6 +85,7 @@ pub fn calibrate() -> Calibration {
         Ordering::Relaxed,
     );
     APIC_TIMER_HZ.store(cal.apic_timer_hz, Ordering::Relaxed);
+    PIT_USED.store(cal.source == "pit", Ordering::Relaxed);
     CALIBRATED.store(true, Ordering::Release);
     cal
 }
@@ -96,9 +95,17 @@ pub fn calibrated() -> bool {
     CALIBRATED.load(Ordering::Acquire)
 }
 
-/// Calibrated TSC frequency.
-pub fn tsc_hz() -> u64 {
-    TSC_HZ.load(Ordering::Relaxed)
+/// What [`calibrate`] measured (defaults before it ran).
+pub fn calibration() -> Calibration {
+    Calibration {
+        tsc_hz: TSC_HZ.load(Ordering::Relaxed),
+        apic_timer_hz: APIC_TIMER_HZ.load(Ordering::Relaxed),
+        source: if PIT_USED.load(Ordering::Relaxed) {
+            "pit"
+        } else {
+            "cpuid"
+        },
+    }
 }
 
 /// Latches and reads PIT channel 0's counter.
@@ -116,6 +123,37 @@ fn pit_read() -> u16 {
     }
 }
 
+/// One reading of the PIT, the APIC timer and the TSC, taken close together:
+/// of a few tries, the one whose bracketing TSC reads are closest (a vCPU
+/// preempted mid-reading would skew the result).
+fn sample() -> (u64, u16, u32) {
+    let mut best = (u64::MAX, 0, 0, 0);
+    for _ in 0..4 {
+        let before = rdtsc();
+        let pit = pit_read();
+        let apic = apic::timer_current();
+        let after = rdtsc();
+        if after - before < best.0 {
+            best = (after - before, before + (after - before) / 2, pit, apic);
+        }
+    }
+    (best.1, best.2, best.3)
+}
+
+/// One calibration window: (TSC ticks, APIC timer ticks, PIT ticks).
+fn window() -> (u64, u64, u64) {
+    let (t0, p0, a0) = sample();
+    let (mut prev, mut elapsed) = (p0, 0u64);
+    while elapsed < PIT_WINDOW {
+        let now = pit_read();
+        elapsed += prev.wrapping_sub(now) as u64;
+        prev = now;
+    }
+    let (t1, p1, a1) = sample();
+    elapsed += prev.wrapping_sub(p1) as u64;
+    (t1 - t0, a0.wrapping_sub(a1) as u64, elapsed)
+}
+
 fn measure_with_pit() -> Option<Calibration> {
     let mut command: Port<u8> = Port::new(0x43);
     let mut data: Port<u8> = Port::new(0x40);
@@ -128,25 +166,18 @@ fn measure_with_pit() -> Option<Calibration> {
     }
     // Wait for the counter to start moving (it never does without a PIT).
     let first = pit_read();
-    let mut prev = first;
-    for _ in 0..100_000 {
-        prev = pit_read();
-        if prev != first {
-            break;
-        }
-    }
-    if prev == first {
+    if !(0..100_000).any(|_| pit_read() != first) {
         return None;
     }
     apic::set_timer(false, u32::MAX);
-    let (t0, a0) = (rdtsc(), apic::timer_current());
-    let mut elapsed = 0u64;
-    while elapsed < PIT_WINDOW {
-        let now = pit_read();
-        elapsed += prev.wrapping_sub(now) as u64;
-        prev = now;
+    // Three windows; the median resists one disturbed by host preemption.
+    let mut tsc = [0u64; WINDOWS];
+    let mut lapic = [0u64; WINDOWS];
+    for i in 0..WINDOWS {
+        let (t, a, p) = window();
+        tsc[i] = (t as u128 * PIT_HZ as u128 / p as u128) as u64;
+        lapic[i] = (a as u128 * PIT_HZ as u128 / p as u128) as u64;
     }
-    let (t1, a1) = (rdtsc(), apic::timer_current());
     apic::set_timer(false, 0);
     // SAFETY: one-shot mode 0 with count 1: the PIT stops toggling IRQ 0.
     unsafe {
@@ -154,18 +185,18 @@ fn measure_with_pit() -> Option<Calibration> {
         data.write(1);
         data.write(0);
     }
-    let tsc_hz = (t1 - t0) as u128 * PIT_HZ as u128 / elapsed as u128;
-    let apic_hz = (a0 - a1) as u128 * PIT_HZ as u128 / elapsed as u128;
+    tsc.sort_unstable();
+    lapic.sort_unstable();
+    let (tsc_hz, apic_hz) = (tsc[WINDOWS / 2], lapic[WINDOWS / 2]);
     (tsc_hz > 0 && apic_hz > 0).then_some(Calibration {
-        tsc_hz: tsc_hz as u64,
-        apic_timer_hz: apic_hz as u64,
+        tsc_hz,
+        apic_timer_hz: apic_hz,
         source: "pit",
     })
 }
 
 fn from_cpuid() -> Calibration {
-    // SAFETY: CPUID is available on every x86_64 CPU.
-    let cpuid = |leaf: u32| unsafe { __cpuid(leaf) };
+    let cpuid = __cpuid;
     let apic_default = 1_000_000_000 / apic::TIMER_DIVISOR;
     let hv_max = cpuid(0x4000_0000).eax;
     if hv_max >= 0x4000_0010 {

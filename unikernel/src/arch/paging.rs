@@ -39,6 +39,15 @@ pub enum PagingError {
     NotMapped(u64),
 }
 
+impl core::fmt::Display for PagingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PagingError::OutOfFrames => write!(f, "no free frame for a page table"),
+            PagingError::NotMapped(addr) => write!(f, "{addr:#x} is not in the identity map"),
+        }
+    }
+}
+
 fn pml4() -> &'static mut PageTable {
     let (frame, _) = Cr3::read();
     // SAFETY: CR3 holds the kernel's PML4, which is identity-mapped RAM in

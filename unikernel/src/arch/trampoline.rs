@@ -132,11 +132,3 @@ pub unsafe fn install(cr3: u64, stacks: *const u64, n: u32, entry: extern "C" fn
         (param(addr_of!(ap_tramp_ticket)) as *mut u32).write_volatile(0);
     }
 }
-
-/// How many APs have taken a ticket so far.
-pub fn tickets_taken() -> u32 {
-    // SAFETY: the ticket counter is a naturally aligned u32 in the installed
-    // trampoline; APs only modify it with `lock xadd`, so a volatile read
-    // sees a consistent value.
-    unsafe { (param(addr_of!(ap_tramp_ticket)) as *const u32).read_volatile() }
-}

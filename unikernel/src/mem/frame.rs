@@ -23,10 +23,6 @@ impl Extent {
     pub fn len(&self) -> u64 {
         self.end - self.start
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.end <= self.start
-    }
 }
 
 /// First-fit allocator over sorted, disjoint, coalesced free extents.
