@@ -11,8 +11,8 @@ use crate::arch::idt;
 use crate::cmdline::CrashKind;
 use crate::{console, cpu, diag, panic, qemu, smp, time};
 
-/// An address no page table maps (PML4 slot 0x1bd is empty).
-const UNMAPPED: u64 = 0x0000_dead_beef_0000;
+/// A canonical address no page table maps (PML4 slot 128 is empty).
+const UNMAPPED: u64 = 0x0000_4000_dead_0000;
 
 /// Fails as `kind` says, on CPU `on_cpu`.
 pub fn run(kind: CrashKind, on_cpu: usize) -> ! {

@@ -132,11 +132,15 @@ pub fn exception(frame: &TrapFrame) -> ! {
             ),
             Some(&exception),
         ),
-        _ => report(
+        _ if idt::has_error_code(vector) => report(
             format_args!(
                 "{name} at rip {:#x} (error code {:#x})",
                 frame.rip, frame.error_code
             ),
+            Some(&exception),
+        ),
+        _ => report(
+            format_args!("{name} at rip {:#x}", frame.rip),
             Some(&exception),
         ),
     }
