@@ -53,8 +53,41 @@ pub fn init_current() -> Result<(), &'static str> {
     // SAFETY: reading IA32_APIC_BASE has no side effects.
     let base = unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() };
     X2APIC.store(base & (1 << 10) != 0, Ordering::Relaxed);
+    // `LocalApic::enable` unmasks the timer *before* it software-enables the
+    // APIC; real APICs and KVM ignore LVT unmasking while the APIC is
+    // software-disabled (QEMU's TCG does not), so unmask again now.
+    // SAFETY: this CPU's APIC, timer on TIMER_VECTOR (stopped for now).
+    unsafe { lapic.enable_timer() };
+    set_lvts();
     LAPIC.with(|slot| *slot = Some(lapic));
     Ok(())
+}
+
+/// Masks LINT0 and LINT1 (`LocalApic::enable` writes 0 to them, which
+/// leaves them *unmasked* with the illegal vector 0) and unmasks the error
+/// interrupt (which `LocalApic::enable` leaves as reset: masked).
+fn set_lvts() {
+    const MASKED: u32 = 1 << 16;
+    // (x2APIC MSR, xAPIC register offset, value) for LINT0, LINT1, error.
+    let lvts = [
+        (0x835u32, 0x350u64, MASKED),
+        (0x836, 0x360, MASKED),
+        (0x837, 0x370, ERROR_VECTOR as u32),
+    ];
+    for (msr, offset, value) in lvts {
+        if is_x2apic() {
+            // SAFETY: in x2APIC mode these MSRs are this CPU's LVT LINT0,
+            // LINT1 and error registers; the values mask the legacy pins and
+            // route APIC errors to ERROR_VECTOR, which has an IDT gate.
+            unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value as u64) };
+        } else {
+            let reg = (XAPIC_BASE.load(Ordering::Relaxed) + offset) as *mut u32;
+            // SAFETY: the xAPIC register page is identity-mapped (uncached
+            // MMIO); these are this CPU's LVT LINT0, LINT1 and error
+            // registers, written with the values described above.
+            unsafe { reg.write_volatile(value) };
+        }
+    }
 }
 
 /// Runs `f` on this CPU's local APIC (interrupts disabled meanwhile).

@@ -13,7 +13,7 @@ use spin::Once;
 use stress::proto::{ExitCode, Record};
 use x86_64::instructions::interrupts;
 
-use crate::arch::{gdt, idt, paging};
+use crate::arch::{gdt, idt, mtrr, paging};
 use crate::cmdline::{self, CrashKind, Mode};
 use crate::mem::{frame, heap, stack};
 use crate::pvh::BootInfo;
@@ -132,6 +132,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
 /// The BSP's main flow, on its guarded stack.
 extern "C" fn bsp_main() -> ! {
     let found = FOUND.get().expect("kernel_boot fills FOUND");
+    mtrr::enable_write_back();
     gdt::init_current(stack::ist_top(0));
     idt::load();
     irq::disable_legacy_pic();
@@ -142,6 +143,16 @@ extern "C" fn bsp_main() -> ! {
     let bsp_apic = apic::current_id();
     // SAFETY: still the BSP, index 0, now with its APIC id.
     unsafe { cpu::bind_current(0, bsp_apic) };
+
+    // Start the APs first: they boot while the BSP prints Hello and
+    // calibrates the clocks (they wait for the calibration, halted).
+    let aps: Vec<u32> = found
+        .madt_apic_ids
+        .iter()
+        .copied()
+        .filter(|&id| id != bsp_apic)
+        .collect();
+    smp::start_aps(&aps);
 
     let transport = match &found.args {
         Ok(args) => disk::discover(&args.virtio_mmio, &found.dsdt_virtio_mmio),
@@ -159,23 +170,17 @@ extern "C" fn bsp_main() -> ! {
         Err(e) => panic::fatal(format_args!("bad kernel command line: {e}")),
     };
 
-    let aps: Vec<u32> = found
-        .madt_apic_ids
-        .iter()
-        .copied()
-        .filter(|&id| id != bsp_apic)
-        .collect();
-    smp::start_aps(&aps);
     time::calibrate();
+    smp::wake_others();
     time::start_tick();
     interrupts::enable();
     let online = smp::wait_for_aps(&aps, AP_TIMEOUT_NS);
-    if let Err(e) = disk::init(transport) {
-        crate::diag!("virtio-blk: {e}");
-    }
     console::record(Record::Ready {
         cpus: online as u32,
         boot_ns: time::now_ns(),
     });
+    if let Err(e) = disk::init(transport) {
+        crate::diag!("virtio-blk: {e}");
+    }
     modes::run(args, found.madt_apic_ids.len())
 }

@@ -6,7 +6,7 @@
 //! needed), and re-sends the SIPI to APs still missing after 10 ms. Each AP
 //! takes a ticket in the trampoline (its CPU index minus one), runs on its own
 //! guarded stack, loads its GDT/TSS and the IDT, enables its local APIC, waits
-//! for the BSP's time calibration, starts its tick and checks in. CPU indices
+//! (halted) for the BSP's time calibration, starts its tick and checks in. CPU indices
 //! are thus assigned in arrival order; APs that arrive after the BSP stopped
 //! waiting halt for good and are not counted.
 //!
@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use x86_64::instructions::{hlt, interrupts};
 use x86_64::registers::control::Cr3;
 
-use crate::arch::{gdt, idt, paging, trampoline};
+use crate::arch::{gdt, idt, mtrr, paging, trampoline};
 use crate::cpu::{self, MAX_CPUS};
 use crate::mem::stack;
 use crate::{apic, diag, time};
@@ -110,11 +110,17 @@ pub fn wait_for_aps(ap_ids: &[u32], timeout_ns: u64) -> usize {
     1 + checked_in
 }
 
+/// Wakes every AP sleeping in `hlt` (after the calibration, or a new job).
+pub fn wake_others() {
+    apic::send_ipi_all_others(apic::WAKE_VECTOR);
+}
+
 /// Rust entry of every AP, on its own stack, with the trampoline's GDT.
 extern "C" fn ap_entry(ticket: u32) -> ! {
     let index = ticket as usize + 1;
     // SAFETY: first thing on this AP; the ticket is unique, so is the index.
     unsafe { cpu::bind_current(index, u32::MAX) };
+    mtrr::enable_write_back();
     gdt::init_current(stack::ist_top(index));
     idt::load();
     if let Err(e) = apic::init_current() {
@@ -124,8 +130,14 @@ extern "C" fn ap_entry(ticket: u32) -> ! {
     // SAFETY: still this CPU's own slot, set once more with the real id.
     unsafe { cpu::bind_current(index, apic_id) };
     ARRIVED[ticket as usize].store(apic_id, Ordering::Relaxed);
-    while !time::calibrated() {
-        core::hint::spin_loop();
+    // Sleep until the BSP has calibrated the clocks (it then sends a wake
+    // IPI): spinning would steal host CPU time from the calibration.
+    loop {
+        interrupts::disable();
+        if time::calibrated() {
+            break;
+        }
+        interrupts::enable_and_hlt();
     }
     let admitted = CHECK_IN
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
@@ -201,7 +213,7 @@ pub fn run_on_all(f: &(dyn Fn(usize) + Sync)) {
     FINISHED.store(0, Ordering::Relaxed);
     GENERATION.fetch_add(1, Ordering::AcqRel);
     if cpu::count() > 1 {
-        apic::send_ipi_all_others(apic::WAKE_VECTOR);
+        wake_others();
     }
     job(0);
     finish_one();
