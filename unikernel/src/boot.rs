@@ -51,6 +51,9 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
     unsafe { cpu::bind_current(0, u32::MAX) };
     time::set_entry_tsc(entry_tsc);
     console::init();
+    // Exceptions from here on are reported (the double fault only once the
+    // TSS with its IST stack is loaded, in `bsp_main`).
+    idt::load();
 
     // SAFETY: `start_info` is what QEMU passed in ebx; low memory is intact.
     let boot = match unsafe { BootInfo::read(start_info) } {
@@ -134,7 +137,6 @@ extern "C" fn bsp_main() -> ! {
     let found = FOUND.get().expect("kernel_boot fills FOUND");
     mtrr::enable_write_back();
     gdt::init_current(stack::ist_top(0));
-    idt::load();
     irq::disable_legacy_pic();
     apic::set_xapic_base(found.lapic_addr);
     if let Err(e) = apic::init_current() {
@@ -144,8 +146,16 @@ extern "C" fn bsp_main() -> ! {
     // SAFETY: still the BSP, index 0, now with its APIC id.
     unsafe { cpu::bind_current(0, bsp_apic) };
 
-    // Start the APs first: they boot while the BSP prints Hello and
-    // calibrates the clocks (they wait for the calibration, halted).
+    let transport = match &found.args {
+        Ok(args) => disk::discover(&args.virtio_mmio, &found.dsdt_virtio_mmio),
+        Err(_) => disk::Transport::None,
+    };
+
+    // Start the APs: they boot while the BSP prints Hello and calibrates the
+    // clocks (they wait for the calibration, halted). Only after `discover`:
+    // enabling the PCI device (bus mastering) changes QEMU's memory map, and
+    // QEMU 7.2's TCG was seen to crash (SIGSEGV in a vCPU thread) when that
+    // raced with APs coming out of INIT/SIPI on q35.
     let aps: Vec<u32> = found
         .madt_apic_ids
         .iter()
@@ -154,10 +164,6 @@ extern "C" fn bsp_main() -> ! {
         .collect();
     smp::start_aps(&aps);
 
-    let transport = match &found.args {
-        Ok(args) => disk::discover(&args.virtio_mmio, &found.dsdt_virtio_mmio),
-        Err(_) => disk::Transport::None,
-    };
     console::record(Record::Hello {
         kernel: env!("CARGO_PKG_VERSION").into(),
         cpus: found.madt_apic_ids.len() as u32,

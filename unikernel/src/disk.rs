@@ -72,6 +72,11 @@ impl Disk {
         self.dev.sectors() / SECTORS_PER_PAGE
     }
 
+    /// Most requests that were in flight at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.dev.max_in_flight()
+    }
+
     /// "mmio" or "pci".
     pub fn transport(&self) -> &'static str {
         self.transport

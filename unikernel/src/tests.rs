@@ -229,9 +229,10 @@ fn disk_roundtrip() -> Outcome {
     });
     let elapsed_ms = (time::now_ns() - start) / 1_000_000;
     diag!(
-        "disk_roundtrip: {} pages written and read back by {ncpus} CPUs in {elapsed_ms} ms ({})",
+        "disk_roundtrip: {} pages by {ncpus} CPUs in {elapsed_ms} ms ({}, up to {} requests in flight)",
         per_cpu * ncpus,
-        disk.transport()
+        disk.transport(),
+        disk.max_in_flight()
     );
     let errors = errors.lock();
     match errors.first() {

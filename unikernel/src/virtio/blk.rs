@@ -9,7 +9,7 @@
 //! requests from different CPUs are in flight at once. Interrupts are not
 //! used (no I/O APIC routing): completion is polled.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::SomeTransport;
@@ -76,6 +76,8 @@ impl Queue {
 pub struct BlkDevice {
     queue: IrqMutex<Queue>,
     sectors: u64,
+    /// Most requests seen in flight at once.
+    max_in_flight: AtomicUsize,
 }
 
 /// A failed block request.
@@ -101,7 +103,13 @@ impl BlkDevice {
                 pending: [const { None }; MAX_TOKENS],
             }),
             sectors,
+            max_in_flight: AtomicUsize::new(0),
         })
+    }
+
+    /// Most requests that were in flight at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::Relaxed)
     }
 
     /// Capacity in 512-byte sectors.
@@ -153,6 +161,8 @@ impl BlkDevice {
                         write,
                         state: &state,
                     });
+                    let in_flight = q.pending.iter().filter(|p| p.is_some()).count();
+                    self.max_in_flight.fetch_max(in_flight, Ordering::Relaxed);
                     break;
                 }
                 Err(virtio_drivers::Error::QueueFull) => {
