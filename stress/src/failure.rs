@@ -22,20 +22,27 @@ pub enum FailureKind {
     DuplicatePage,
     /// A load saw contents other than the version its image expects.
     StaleData,
+    /// A page still mapped by some pmap was freed (FreeBSD's "freeing mapped
+    /// page" assertion; without INVARIANTS a use-after-free).
+    FreedMapped,
     /// Frames or swap blocks do not add up (something leaked without being counted).
     Conservation,
     /// No CPU made progress within the watchdog period.
     Hang,
+    /// The swap device failed an I/O (an infrastructure problem, not a finding).
+    SwapIo,
 }
 
 impl FailureKind {
     /// Every kind, in report order.
-    pub const ALL: [FailureKind; 5] = [
+    pub const ALL: [FailureKind; 7] = [
         FailureKind::Repopulated,
         FailureKind::DuplicatePage,
         FailureKind::StaleData,
+        FailureKind::FreedMapped,
         FailureKind::Conservation,
         FailureKind::Hang,
+        FailureKind::SwapIo,
     ];
 
     /// The kebab-case name used in records and reports.
@@ -44,8 +51,10 @@ impl FailureKind {
             FailureKind::Repopulated => "repopulated",
             FailureKind::DuplicatePage => "duplicate-page",
             FailureKind::StaleData => "stale-data",
+            FailureKind::FreedMapped => "freed-mapped",
             FailureKind::Conservation => "conservation",
             FailureKind::Hang => "hang",
+            FailureKind::SwapIo => "swap-io",
         }
     }
 }

@@ -6,6 +6,17 @@
 //! It is `no_std` + `alloc` and has no `unsafe`: the unikernel runs it on real
 //! CPUs, the host tests run it under std threads or a controlled scheduler.
 //!
+//! Map of the model (FreeBSD file in parentheses):
+//! - [`page`] frames, busy, free list (`vm_page.c`); [`object`] objects,
+//!   references, collapse (`vm_object.c`); [`split`] `vm_object_split`;
+//! - [`swap`] swap space (`blist`); [`swap_pager`] `getpages`/`putpages`,
+//!   swap metadata (`swap_pager.c`); [`pbuf`] `getpbuf`;
+//! - [`map`] maps and the timestamp (`vm_map.c`); [`fork`] `vmspace_fork`,
+//!   exit, map edits; [`fault`] `vm_fault`; [`pageout`] the page daemon;
+//! - [`image`] pmaps and the stale-data oracle; [`oracle`] conservation and
+//!   liveness; [`workload`] the seeded workload; [`vm`] the machine, threads,
+//!   waits and failures; [`platform`] what the host provides.
+//!
 //! Shared with the runner: the serial protocol ([`proto`]), KTAP lines
 //! ([`ktap`]), counters ([`stats`]), trace events ([`trace`]) and failures.
 #![no_std]
@@ -16,12 +27,32 @@ extern crate alloc;
 extern crate std;
 
 pub mod failure;
+pub mod fault;
+pub mod fork;
+#[cfg(feature = "std")]
+pub mod host;
+pub mod image;
 pub mod ktap;
+pub mod map;
+pub mod object;
+pub mod oracle;
+pub mod page;
+pub mod pageout;
+pub mod pbuf;
+pub mod platform;
 pub mod proto;
+pub mod split;
 pub mod stats;
+pub mod swap;
+pub mod swap_pager;
+pub mod sync;
 pub mod trace;
 pub mod variant;
+pub mod vm;
+pub mod workload;
 
 pub use failure::{Failure, FailureKind};
+pub use platform::{Platform, Site};
 pub use stats::{Counter, Counters, Stats};
 pub use variant::Variant;
+pub use vm::{Td, Vm, VmConfig};

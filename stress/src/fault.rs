@@ -1,0 +1,366 @@
+//! `vm_fault`: resolve a page fault of an image at `vpn` — look the address
+//! up under the map lock, walk the shadow chain for the page, swap it in
+//! with read-behind/ahead (dropping the map lock for the pager), copy it up
+//! on write (COW), re-check the map timestamp, and enter it into the pmap.
+//! After FreeBSD's `vm_fault_hold` of mid-2018. Not modelled: sequential
+//! read-ahead detection (`next_read`), prefaulting, wiring, the COW
+//! "move instead of copy" optimisation.
+
+use alloc::format;
+use alloc::sync::Arc;
+
+use crate::failure::FailureKind;
+use crate::image::Image;
+use crate::map::{self, NEEDS_COPY};
+use crate::object::{ObjGuard, VmObject};
+use crate::page::FrameId;
+use crate::platform::{Platform, Site};
+use crate::stats::Counter;
+use crate::swap_pager::PagerResult;
+use crate::sync::RwLockReadGuard;
+use crate::trace::Ev;
+use crate::variant::Variant;
+use crate::vm::{Res, Td, Vm};
+
+/// `VM_FAULT_READ_DEFAULT`: the read-behind/ahead cluster, in pages.
+pub const READ_DEFAULT: u64 = 16;
+
+/// Why a fault restarted (trace argument).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Retry {
+    BusyPage = 1,
+    NoMemory = 2,
+    MapBusy = 3,
+    MapChanged = 4,
+    Shadowed = 5,
+    DeadObject = 6,
+}
+
+/// The fault's state between lookups (`struct faultstate`).
+struct Fs<'a> {
+    first_object: Arc<VmObject>,
+    first_pindex: u64,
+    first_m: Option<FrameId>,
+    map: Option<RwLockReadGuard<'a, map::MapInner>>,
+}
+
+fn same(a: &Arc<VmObject>, b: &Arc<VmObject>) -> bool {
+    Arc::ptr_eq(a, b)
+}
+
+impl<P: Platform> Vm<P> {
+    /// Resolves a fault of image `img` at `vpn`. Returns false when no entry
+    /// maps `vpn`.
+    pub fn vm_fault(&self, td: &mut Td, img: &Image, vpn: u64, write: bool) -> Res<bool> {
+        self.count(td, Counter::faults);
+        self.trace(td, Ev::FaultStart, 0, vpn, write as u64);
+        let mut first = true;
+        loop {
+            if !first {
+                self.count(td, Counter::fault_retries);
+            }
+            first = false;
+            match self.fault_once(td, img, vpn, write)? {
+                None => return Ok(true),
+                Some(Err(())) => return Ok(false),
+                Some(Ok(reason)) => {
+                    self.trace(td, Ev::FaultRetry, 0, vpn, reason as u64);
+                    if matches!(reason, Retry::NoMemory) {
+                        self.vm_wait(td)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass from `RetryFault`: `None` when the page is mapped,
+    /// `Some(Ok(reason))` to retry, `Some(Err(()))` when nothing maps `vpn`.
+    #[allow(clippy::type_complexity)]
+    fn fault_once(
+        &self,
+        td: &mut Td,
+        img: &Image,
+        vpn: u64,
+        write: bool,
+    ) -> Res<Option<Result<Retry, ()>>> {
+        // vm_map_lookup.
+        let mg = self.map_lock_read(td, img.id, &img.map)?;
+        let Some(e) = mg.lookup_entry(vpn) else {
+            return Ok(Some(Err(())));
+        };
+        if write && e.eflags & NEEDS_COPY != 0 {
+            // The entry needs its own copy first: upgrade, shadow, retry.
+            drop(mg);
+            let mut wg = self.map_lock(td, img.id, &img.map)?;
+            if let Some(e) = wg.lookup_entry_mut(vpn) {
+                if e.eflags & NEEDS_COPY != 0 {
+                    self.object_shadow(td, e)?;
+                    e.eflags &= !NEEDS_COPY;
+                }
+            }
+            return Ok(Some(Ok(Retry::Shadowed)));
+        }
+        let Some(lk) = map::lookup_locked(&mg, vpn, write) else {
+            return Ok(Some(Err(())));
+        };
+        let map_generation = mg.timestamp;
+        let mut prot_write = lk.writable;
+        let mut fs = Fs {
+            first_object: lk.object.clone(),
+            first_pindex: lk.pindex,
+            first_m: None,
+            map: Some(mg),
+        };
+
+        // Reference the first object and mark paging in progress.
+        let mut g = self.lock_obj(td, &fs.first_object)?;
+        g.ref_count += 1;
+        g.pip += 1;
+        let mut object = fs.first_object.clone();
+        let mut pindex = fs.first_pindex;
+
+        // Search for the page along the shadow chain.
+        let m: FrameId = loop {
+            if g.dead() {
+                self.unlock_and_deallocate(td, &object, g, &mut fs)?;
+                return Ok(Some(Ok(Retry::DeadObject)));
+            }
+            if let Some(pg) = g.lookup(pindex) {
+                if self.pages.busied(pg.frame) {
+                    // Wait for the page, then start over.
+                    if !same(&object, &fs.first_object) {
+                        drop(g);
+                        self.free_first_m(td, &mut fs)?;
+                        g = self.lock_obj(td, &object)?;
+                    }
+                    fs.map = None;
+                    let still = g.lookup(pindex).filter(|p| p.frame == pg.frame);
+                    if still.is_some() && self.pages.busied(pg.frame) {
+                        self.page_busy_sleep(td, g, object.id, pindex, pg.frame)?;
+                        g = self.lock_obj(td, &object)?;
+                    }
+                    g.pip -= 1;
+                    drop(g);
+                    self.object_deallocate(td, fs.first_object.clone())?;
+                    return Ok(Some(Ok(Retry::BusyPage)));
+                }
+                self.pages.xbusy(pg.frame);
+                break pg.frame;
+            }
+
+            // Not resident: allocate a page if the pager might have it or this
+            // is the top object.
+            if g.kind != crate::object::ObjKind::Default || same(&object, &fs.first_object) {
+                let Some(m) = self.page_alloc(td, &object, &mut g, pindex)? else {
+                    self.unlock_and_deallocate(td, &object, g, &mut fs)?;
+                    return Ok(Some(Ok(Retry::NoMemory)));
+                };
+                if g.kind == crate::object::ObjKind::Swap {
+                    // Size read-behind/ahead from the cluster and the entry.
+                    let cluster_offset = pindex % READ_DEFAULT;
+                    let mut behind = cluster_offset.min(vpn - lk.e_start);
+                    let mut ahead = (READ_DEFAULT - 1 - cluster_offset).min(lk.e_end - vpn - 1);
+                    // Release the map lock before sleeping in the pager.
+                    fs.map = None;
+                    let (g2, rv) =
+                        self.getpages(td, &object, g, pindex, m, &mut behind, &mut ahead)?;
+                    g = g2;
+                    match rv {
+                        PagerResult::Ok => break m,
+                        PagerResult::Error => {
+                            return Err(self.fail(
+                                td,
+                                FailureKind::SwapIo,
+                                format!("swap read failed: object {} pindex {}", object.id, pindex),
+                            ));
+                        }
+                        PagerResult::Fail => {}
+                    }
+                    if !same(&object, &fs.first_object) {
+                        self.page_free(td, object.id, &mut g, pindex)?;
+                    }
+                }
+                if same(&object, &fs.first_object) {
+                    fs.first_m = Some(m);
+                }
+            }
+
+            // Move on to the next object, locking it before unlocking this one.
+            match g.backing.clone() {
+                None => {
+                    // Nothing below: zero-fill the page in the top object.
+                    if !same(&object, &fs.first_object) {
+                        g.pip -= 1;
+                        drop(g);
+                        object = fs.first_object.clone();
+                        pindex = fs.first_pindex;
+                        g = self.lock_obj(td, &object)?;
+                    }
+                    let m = fs.first_m.take().expect("top object has its page");
+                    self.pages.zero(m);
+                    if let Some(pg) = g.pages.get_mut(&pindex) {
+                        pg.valid = true;
+                    }
+                    self.count(td, Counter::zero_fills);
+                    break m;
+                }
+                Some(next) => {
+                    let mut ng = self.lock_obj(td, &next)?;
+                    ng.pip += 1;
+                    if !same(&object, &fs.first_object) {
+                        g.pip -= 1;
+                    }
+                    pindex += g.backing_offset;
+                    drop(g);
+                    object = next;
+                    g = ng;
+                }
+            }
+        };
+
+        // PAGE HAS BEEN FOUND: `m` is exclusive-busied in `object`.
+        let mut m = m;
+        if !same(&object, &fs.first_object) {
+            if write {
+                // COW: copy into the top object's page.
+                let fm = fs.first_m.take().expect("top object has its page");
+                self.pages.copy(m, fm);
+                self.pages.xunbusy(m); // release_page
+                g.pip -= 1;
+                drop(g);
+                object = fs.first_object.clone();
+                pindex = fs.first_pindex;
+                g = self.lock_obj(td, &object)?;
+                if let Some(pg) = g.pages.get_mut(&pindex) {
+                    pg.valid = true;
+                }
+                m = fm;
+                self.count(td, Counter::cow_faults);
+            } else {
+                prot_write = false;
+            }
+        }
+
+        // We must verify that the map has not changed since our last lookup.
+        if fs.map.is_none() {
+            // The page stays busy while the object is briefly unlocked here
+            // (a site for delay injection and scripted tests).
+            drop(g);
+            self.site(td, Site::FaultRelock)?;
+            g = self.lock_obj(td, &object)?;
+            let Some(mg) = img.map.lock.try_read() else {
+                self.pages.xunbusy(m);
+                self.unlock_and_deallocate(td, &object, g, &mut fs)?;
+                return Ok(Some(Ok(Retry::MapBusy)));
+            };
+            // D15293 site (no-timestamp-recheck): skip the re-check.
+            if mg.timestamp != map_generation && self.variant() != Variant::NoTimestampRecheck {
+                let again = map::lookup_locked(&mg, vpn, write);
+                let changed = match &again {
+                    None => true,
+                    Some(l) => !same(&l.object, &fs.first_object) || l.pindex != fs.first_pindex,
+                };
+                if changed {
+                    drop(mg);
+                    self.count(td, Counter::fault_timestamp_retries);
+                    self.pages.xunbusy(m);
+                    self.unlock_and_deallocate(td, &object, g, &mut fs)?;
+                    return Ok(Some(Ok(Retry::MapChanged)));
+                }
+                if let Some(l) = again {
+                    prot_write &= l.writable;
+                }
+            }
+            fs.map = Some(mg);
+        }
+
+        // vm_fault_dirty: a write dirties the page and invalidates its swap copy.
+        let writable = write && prot_write;
+        if writable {
+            if let Some(pg) = g.pages.get_mut(&pindex) {
+                pg.dirty = true;
+            }
+            self.swap_pager_unswapped(&mut g, pindex);
+        }
+        drop(g);
+        self.pmap_enter(td, img.id, vpn, m, writable)?;
+        self.trace(td, Ev::FaultDone, object.id, pindex, m as u64);
+        let g = self.lock_obj(td, &object)?;
+        self.pages.xunbusy(m);
+        self.unlock_and_deallocate(td, &object, g, &mut fs)?;
+        Ok(None)
+    }
+
+    /// Frees the top object's placeholder page and its paging reference.
+    fn free_first_m(&self, td: &Td, fs: &mut Fs<'_>) -> Res<()> {
+        let mut fg = self.lock_obj(td, &fs.first_object)?;
+        if let Some(fm) = fs.first_m.take() {
+            if fg.lookup(fs.first_pindex).is_some_and(|p| p.frame == fm) {
+                self.page_free(td, fs.first_object.id, &mut fg, fs.first_pindex)?;
+            }
+        }
+        fg.pip -= 1;
+        Ok(())
+    }
+
+    /// `unlock_and_deallocate`: drop paging references, the top object's
+    /// placeholder page, the fault's object reference and the map lock.
+    fn unlock_and_deallocate(
+        &self,
+        td: &Td,
+        object: &Arc<VmObject>,
+        mut g: ObjGuard,
+        fs: &mut Fs<'_>,
+    ) -> Res<()> {
+        g.pip -= 1;
+        drop(g);
+        if !same(object, &fs.first_object) {
+            self.free_first_m(td, fs)?;
+        }
+        self.object_deallocate(td, fs.first_object.clone())?;
+        fs.map = None;
+        Ok(())
+    }
+
+    /// `vm_object_shadow`: give a `NEEDS_COPY` entry a new top object that
+    /// shadows the old one — unless nobody else references the old one.
+    pub(crate) fn object_shadow(&self, td: &Td, e: &mut map::Entry) -> Res<()> {
+        let source = e.object.clone();
+        {
+            let g = self.lock_obj(td, &source)?;
+            if g.ref_count == 1 && g.anonymous() {
+                return Ok(());
+            }
+        }
+        let result = self.object_allocate(crate::object::ObjKind::Default, e.end - e.start);
+        {
+            let mut rg = self.lock_obj(td, &result)?;
+            rg.backing = Some(source.clone());
+            rg.backing_offset = e.offset;
+        }
+        {
+            let mut sg = self.lock_obj(td, &source)?;
+            sg.shadows.push(Arc::downgrade(&result));
+            sg.shadow_count += 1;
+        }
+        // The entry's reference on `source` moves to `result`'s backing pointer.
+        e.object = result;
+        e.offset = 0;
+        self.count(td, Counter::shadows);
+        Ok(())
+    }
+
+    /// `vm_wait`: no free page. The model has no separate page daemon
+    /// context to sleep for, so the faulting thread reclaims directly, then
+    /// waits for any free page.
+    pub(crate) fn vm_wait(&self, td: &mut Td) -> Res<()> {
+        if self.pages.free_count() > 0 {
+            return Ok(());
+        }
+        self.pageout_pass(td, 8)?;
+        self.wait_until(td, crate::vm::Wait::FreePages, || {
+            self.pages.free_count() > 0
+        })
+    }
+}

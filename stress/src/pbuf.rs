@@ -1,0 +1,86 @@
+//! The physical-buffer pool for swap reads (`getpbuf(&nsw_rcount)`): a small
+//! fixed number of I/O buffers. When the pool is empty `getpbuf` sleeps —
+//! in the race this sleep is what holds a fault inside `getpages` with the
+//! object unlocked.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::platform::{PAGE_SIZE, Platform};
+use crate::stats::Counter;
+use crate::trace::Ev;
+use crate::vm::{Res, Td, Vm, Wait};
+
+/// Pages one pbuf can carry (read-behind + the page + read-ahead).
+pub const PBUF_PAGES: usize = 32;
+
+/// One I/O buffer.
+pub struct Pbuf {
+    pub data: Box<[u8]>,
+}
+
+/// The pool.
+pub struct PbufPool {
+    free: spin::Mutex<Vec<Pbuf>>,
+}
+
+impl PbufPool {
+    /// `n` buffers (at least one).
+    pub fn new(n: usize) -> Self {
+        let free = (0..n.max(1))
+            .map(|_| Pbuf {
+                data: vec![0u8; PBUF_PAGES * PAGE_SIZE].into_boxed_slice(),
+            })
+            .collect();
+        PbufPool {
+            free: spin::Mutex::new(free),
+        }
+    }
+
+    /// Buffers free now.
+    pub fn available(&self) -> usize {
+        self.free.lock().len()
+    }
+
+    fn try_get(&self) -> Option<Pbuf> {
+        self.free.lock().pop()
+    }
+
+    /// `relpbuf`.
+    pub fn put(&self, b: Pbuf) {
+        self.free.lock().push(b);
+    }
+}
+
+impl<P: Platform> Vm<P> {
+    /// `getpbuf`: takes a buffer, sleeping while the pool is empty.
+    pub(crate) fn getpbuf(&self, td: &Td) -> Res<Pbuf> {
+        self.p.preempt();
+        if let Some(b) = self.pbufs.try_get() {
+            self.trace(td, Ev::PbufGot, 0, 0, 0);
+            return Ok(b);
+        }
+        self.count(td, Counter::pbuf_sleeps);
+        self.trace(td, Ev::PbufSleep, 0, 0, 0);
+        let _w = self.waiting(td, Wait::Pbuf);
+        loop {
+            self.pause(td)?;
+            if let Some(b) = self.pbufs.try_get() {
+                self.trace(td, Ev::PbufGot, 0, 0, 0);
+                return Ok(b);
+            }
+        }
+    }
+
+    /// Takes every free pbuf, so that the next `getpbuf` sleeps. For scripted
+    /// tests that replay "the pool is empty".
+    pub fn pbuf_take_all(&self) -> Vec<Pbuf> {
+        core::mem::take(&mut *self.pbufs.free.lock())
+    }
+
+    /// Gives pbufs taken by [`Vm::pbuf_take_all`] back.
+    pub fn pbuf_return(&self, bufs: Vec<Pbuf>) {
+        self.pbufs.free.lock().extend(bufs);
+    }
+}

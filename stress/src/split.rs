@@ -1,0 +1,216 @@
+//! `vm_object_split`: at fork, give a clipped map entry its own object.
+//!
+//! The new object covers just the entry, shadows the original's backing
+//! object, and takes the entry's resident pages and then its swap blocks.
+//! The page loop sleeps on busy pages and restarts from `find_least(start)` —
+//! the restart is where baseline meets pages that `getpages` re-created
+//! behind its back (review D15293). Four variants act here, each at one site.
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::sync::Arc;
+
+use crate::failure::FailureKind;
+use crate::map::Entry;
+use crate::object::{ONEMAPPING, ObjKind, VmObject};
+use crate::platform::{Platform, Site};
+use crate::stats::Counter;
+use crate::trace::Ev;
+use crate::variant::Variant;
+use crate::vm::{Res, Td, Vm, Wait};
+
+impl<P: Platform> Vm<P> {
+    /// Splits `entry`'s object if it is anonymous and has more than one
+    /// reference; on return `entry` points at the new object (offset 0).
+    /// Called with the parent map exclusively locked.
+    pub(crate) fn object_split(&self, td: &mut Td, entry: &mut Entry) -> Res<()> {
+        let orig = entry.object.clone();
+        let size = entry.end - entry.start;
+        let offidxstart = entry.offset;
+        let mut og = self.lock_obj(td, &orig)?;
+        if !og.anonymous() || og.ref_count <= 1 {
+            return Ok(());
+        }
+
+        // D15293 site (split-pipwait, alc's thought): wait for
+        // paging-in-progress on the original object to drain first.
+        if self.variant() == Variant::SplitPipwait && og.pip != 0 {
+            self.count(td, Counter::split_pip_waits);
+            self.trace(td, Ev::SplitPipWait, orig.id, offidxstart, og.pip as u64);
+            drop(og);
+            self.site(td, Site::SplitPipWait)?;
+            og = self.lock_obj(td, &orig)?;
+            og = self.pip_wait(td, &orig, og)?;
+            if !og.anonymous() || og.ref_count <= 1 {
+                return Ok(());
+            }
+        }
+        drop(og);
+
+        let new = self.object_allocate(ObjKind::Default, size);
+        let mut ng = self.lock_obj(td, &new)?;
+        let mut og = self.lock_obj(td, &orig)?;
+        self.trace(td, Ev::SplitStart, orig.id, offidxstart, size);
+        if let Some(source) = og.backing.clone() {
+            let mut sg = self.lock_obj(td, &source)?;
+            if sg.dead() {
+                drop(sg);
+                drop(og);
+                drop(ng);
+                self.object_deallocate(td, new)?;
+                return Ok(());
+            }
+            sg.shadows.push(Arc::downgrade(&new));
+            sg.shadow_count += 1;
+            sg.ref_count += 1;
+            sg.flags &= !ONEMAPPING;
+            ng.backing_offset = og.backing_offset + entry.offset;
+            ng.backing = Some(source.clone());
+        }
+        og.split_moved = Some(BTreeSet::new());
+        self.count(td, Counter::splits);
+
+        let mut restart_at = offidxstart;
+        'retry: loop {
+            let mut cursor = restart_at;
+            while let Some((pindex, pg)) = og.find_least(cursor) {
+                let idx = pindex - offidxstart;
+                if idx >= size {
+                    break;
+                }
+                cursor = pindex + 1;
+
+                // We must wait for pending I/O to complete before we can
+                // rename the page.
+                if self.pages.busied(pg.frame) {
+                    self.count(td, Counter::split_busy_sleeps);
+                    if og.rbehind_inflight > 0 {
+                        // Window coverage: split met a busy page while a
+                        // read-behind swap-in of this object is in flight.
+                        self.count(td, Counter::window_hits);
+                    }
+                    self.trace(td, Ev::SplitBusySleep, orig.id, pindex, 0);
+                    let generation = self.pages.generation(pg.frame);
+                    drop(ng);
+                    drop(og);
+                    self.site(td, Site::SplitBusySleep)?;
+                    self.wait_until(
+                        td,
+                        Wait::Busy {
+                            obj: orig.id,
+                            pindex: pindex as u32,
+                        },
+                        || {
+                            !self.pages.busied(pg.frame)
+                                || self.pages.generation(pg.frame) != generation
+                        },
+                    )?;
+                    self.site(td, Site::SplitRestart)?;
+                    ng = self.lock_obj(td, &new)?;
+                    og = self.lock_obj(td, &orig)?;
+                    // D15293 site (split-restart, alc): resume at the busy
+                    // page's pindex instead of the start of the range.
+                    restart_at = if self.variant() == Variant::SplitRestart {
+                        pindex
+                    } else {
+                        offidxstart
+                    };
+                    self.trace(td, Ev::SplitRestart, orig.id, restart_at, 0);
+                    continue 'retry;
+                }
+
+                // D15293 site (split-skip, kib's first diff; split-skip-inverted,
+                // the same check with the condition inverted): an original page
+                // whose index the new object already holds was re-created
+                // behind our back; free it instead of renaming it.
+                let held = ng.pages.contains_key(&idx);
+                let skip = match self.variant() {
+                    Variant::SplitSkip => held,
+                    Variant::SplitSkipInverted => !held,
+                    _ => false,
+                };
+                if skip {
+                    self.trace(td, Ev::SplitDiscard, orig.id, pindex, 0);
+                    self.count(td, Counter::discarded);
+                    self.page_unmap_free(td, orig.id, &mut og, pindex)?;
+                    continue;
+                }
+
+                // vm_page_rename(m, new_object, idx).
+                let Some(pg) = og.pages.remove(&pindex) else {
+                    continue;
+                };
+                if let Err(crate::object::Occupied(other)) =
+                    self.page_insert(&new, &mut ng, idx, pg)
+                {
+                    let moved_before = og.split_moved.as_ref().is_some_and(|s| s.contains(&pindex));
+                    let (kind, why) = if moved_before {
+                        (
+                            FailureKind::Repopulated,
+                            "the original object was repopulated behind split's back: this index had already been moved before split slept",
+                        )
+                    } else {
+                        (
+                            FailureKind::DuplicatePage,
+                            "the new object already holds this index",
+                        )
+                    };
+                    return Err(self.fail(
+                        td,
+                        kind,
+                        format!(
+                            "vm_object_split: renaming object {} pindex {} (frame {}) into object {} pindex {}: occupied by frame {}; {}",
+                            orig.id, pindex, pg.frame, new.id, idx, other, why
+                        ),
+                    ));
+                }
+                if let Some(s) = og.split_moved.as_mut() {
+                    s.insert(pindex);
+                }
+                self.count(td, Counter::split_pages_moved);
+                self.trace(td, Ev::SplitMove, orig.id, pindex, 0);
+                if og.kind == ObjKind::Swap {
+                    // Stays busy until its swap block has moved too.
+                    self.pages.xbusy(pg.frame);
+                }
+            }
+            break;
+        }
+
+        let mut moved = 0;
+        if og.kind == ObjKind::Swap {
+            self.swap_pager_copy(&mut og, &mut ng, offidxstart, false);
+            for pg in ng.pages.values() {
+                self.pages.xunbusy(pg.frame);
+            }
+        }
+        moved += ng.pages.len() as u64;
+
+        // Oracle: resident pages left in the split range are unreachable
+        // now (no entry maps this range of the original any more): leaked
+        // until the original object dies.
+        let leftover = og.pages.range(offidxstart..offidxstart + size).count() as u64;
+        if leftover > 0 {
+            self.count_n(td, Counter::leaked, leftover);
+        }
+        og.split_moved = None;
+        self.trace(td, Ev::SplitDone, new.id, offidxstart, moved);
+        drop(og);
+        drop(ng);
+        entry.object = new;
+        entry.offset = 0;
+        // The entry's reference on the original passes away.
+        self.object_deallocate(td, orig)
+    }
+
+    /// Runs `f` on an object's state under its lock (tests, reports).
+    pub fn peek_object<R>(
+        &self,
+        td: &Td,
+        obj: &VmObject,
+        f: impl FnOnce(&crate::object::ObjInner) -> R,
+    ) -> Res<R> {
+        let g = self.lock_obj(td, obj)?;
+        Ok(f(&g))
+    }
+}

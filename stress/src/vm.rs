@@ -1,0 +1,438 @@
+//! The machine-wide state of one model run (`Vm`), the per-thread context
+//! (`Td`, FreeBSD's `curthread`), and the run's stop/failure/wait plumbing.
+//!
+//! A run stops at its first failure: the oracle that saw it records a
+//! [`Failure`] value and every model function then returns `Err(Stop)` up to
+//! the workload loop (no panics). Every wait loop goes through [`Vm::pause`],
+//! which publishes what the CPU waits on for the liveness watchdog.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::failure::{Failure, FailureKind};
+use crate::image::Images;
+use crate::page::PageTable;
+use crate::pbuf::PbufPool;
+use crate::platform::{Platform, Site};
+use crate::stats::{Counter, Counters};
+use crate::swap::SwapSpace;
+use crate::trace::{Ev, TraceEvent, TraceRings};
+use crate::variant::Variant;
+
+/// The run is over (a failure was recorded, or the harness stopped it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stop;
+
+/// Result of every model operation that can wait or see a failure.
+pub type Res<T> = Result<T, Stop>;
+
+/// What a CPU is waiting on (published for the watchdog's hang report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    Running,
+    /// An object lock: object id.
+    ObjectLock(u32),
+    /// A map lock, shared: image id.
+    MapRead(u32),
+    /// A map lock, exclusive: image id.
+    MapWrite(u32),
+    /// A pmap lock: image id.
+    Pmap(u32),
+    /// A busy page.
+    Busy {
+        obj: u32,
+        pindex: u32,
+    },
+    /// A free pbuf (`getpbuf`).
+    Pbuf,
+    /// Paging-in-progress of an object to drain.
+    Pip(u32),
+    /// Free pages.
+    FreePages,
+    /// A short internal lock (frame data, pv list, free list, swap map).
+    Internal,
+    /// A scripted test holds this CPU at a site.
+    Script(Site),
+}
+
+impl Wait {
+    fn encode(self) -> u64 {
+        let (tag, a, b): (u64, u64, u64) = match self {
+            Wait::Running => (0, 0, 0),
+            Wait::ObjectLock(o) => (1, o as u64, 0),
+            Wait::MapRead(i) => (2, i as u64, 0),
+            Wait::MapWrite(i) => (3, i as u64, 0),
+            Wait::Pmap(i) => (4, i as u64, 0),
+            Wait::Busy { obj, pindex } => (5, obj as u64, pindex as u64),
+            Wait::Pbuf => (6, 0, 0),
+            Wait::Pip(o) => (7, o as u64, 0),
+            Wait::FreePages => (8, 0, 0),
+            Wait::Internal => (9, 0, 0),
+            Wait::Script(s) => (10, s as u64, 0),
+        };
+        (tag << 56) | ((a & 0xff_ffff) << 32) | (b & 0xffff_ffff)
+    }
+
+    fn decode(v: u64) -> Wait {
+        let (tag, a, b) = (v >> 56, ((v >> 32) & 0xff_ffff) as u32, v as u32);
+        match tag {
+            1 => Wait::ObjectLock(a),
+            2 => Wait::MapRead(a),
+            3 => Wait::MapWrite(a),
+            4 => Wait::Pmap(a),
+            5 => Wait::Busy { obj: a, pindex: b },
+            6 => Wait::Pbuf,
+            7 => Wait::Pip(a),
+            8 => Wait::FreePages,
+            9 => Wait::Internal,
+            10 => Wait::Script(
+                Site::ALL
+                    .into_iter()
+                    .find(|s| *s as u32 == a)
+                    .unwrap_or(Site::ForkLocked),
+            ),
+            _ => Wait::Running,
+        }
+    }
+}
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Wait::Running => f.write_str("running"),
+            Wait::ObjectLock(o) => write!(f, "lock of object {o}"),
+            Wait::MapRead(i) => write!(f, "map lock (shared) of image {i}"),
+            Wait::MapWrite(i) => write!(f, "map lock (exclusive) of image {i}"),
+            Wait::Pmap(i) => write!(f, "pmap lock of image {i}"),
+            Wait::Busy { obj, pindex } => write!(f, "busy page: object {obj} pindex {pindex}"),
+            Wait::Pbuf => f.write_str("a pbuf (getpbuf)"),
+            Wait::Pip(o) => write!(f, "paging-in-progress of object {o} to drain"),
+            Wait::FreePages => f.write_str("free pages"),
+            Wait::Internal => f.write_str("an internal lock"),
+            Wait::Script(s) => write!(f, "scripted hold at {s}"),
+        }
+    }
+}
+
+/// Injects a delay at `site` with probability `per_64k / 65536`, up to `max_ns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delay {
+    pub site: Site,
+    pub per_64k: u32,
+    pub max_ns: u64,
+}
+
+/// Parameters of the machine the model simulates.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub variant: Variant,
+    pub seed: u64,
+    /// CPUs (threads) that will run model code.
+    pub ncpus: usize,
+    /// Physical pages the model manages.
+    pub frames: usize,
+    /// Read pbufs (`nsw_rcount`).
+    pub pbufs: usize,
+    /// Image slots (parents and children).
+    pub image_slots: usize,
+    pub delays: Vec<Delay>,
+}
+
+impl VmConfig {
+    /// A small machine for tests.
+    pub fn small(variant: Variant, seed: u64, ncpus: usize) -> Self {
+        VmConfig {
+            variant,
+            seed,
+            ncpus,
+            frames: 256,
+            pbufs: 1,
+            image_slots: 4,
+            delays: Vec::new(),
+        }
+    }
+}
+
+/// Per-thread context (FreeBSD's `curthread`): the CPU and its random stream.
+pub struct Td {
+    pub cpu: usize,
+    pub rng: oorandom::Rand64,
+}
+
+impl Td {
+    /// Thread context for `cpu`, its random stream derived from `seed`.
+    pub fn new(cpu: usize, seed: u64) -> Self {
+        let mix = seed ^ (cpu as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Td {
+            cpu,
+            rng: oorandom::Rand64::new(mix as u128 | ((seed as u128) << 64)),
+        }
+    }
+
+    /// Uniform in `[0, n)` (0 when n == 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.rng.rand_range(0..n) }
+    }
+
+    /// True with probability `per_64k / 65536`.
+    pub fn chance(&mut self, per_64k: u32) -> bool {
+        (self.rng.rand_u64() & 0xffff) < per_64k as u64
+    }
+}
+
+/// Clears a CPU's published wait when dropped.
+pub struct WaitGuard<'a> {
+    slot: &'a AtomicU64,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.store(Wait::Running.encode(), Ordering::Relaxed);
+    }
+}
+
+/// One model run's machine.
+pub struct Vm<P: Platform> {
+    pub p: P,
+    pub cfg: VmConfig,
+    pub(crate) pages: PageTable,
+    pub(crate) swap: SwapSpace,
+    pub(crate) pbufs: PbufPool,
+    pub(crate) images: Images,
+    pub counters: Counters,
+    pub trace: TraceRings,
+    start_ns: u64,
+    stop: AtomicBool,
+    finish: AtomicBool,
+    failure: spin::Mutex<Option<Failure>>,
+    waits: Vec<AtomicU64>,
+    beats: Vec<AtomicU64>,
+    next_obj: AtomicU32,
+    pub(crate) live_objects: AtomicU32,
+    pub(crate) hand: crate::pageout::Hand,
+}
+
+impl<P: Platform> Vm<P> {
+    /// A fresh machine: every frame free, swap empty, no images.
+    pub fn new(p: P, cfg: VmConfig) -> Self {
+        let n = cfg.ncpus.max(1);
+        let swap_pages = p.swap_pages();
+        let start_ns = p.now_ns();
+        Vm {
+            pages: PageTable::new(cfg.frames),
+            swap: SwapSpace::new(swap_pages),
+            pbufs: PbufPool::new(cfg.pbufs),
+            images: Images::new(cfg.image_slots),
+            counters: Counters::new(n),
+            trace: TraceRings::new(n),
+            start_ns,
+            stop: AtomicBool::new(false),
+            finish: AtomicBool::new(false),
+            failure: spin::Mutex::new(None),
+            waits: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            beats: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            next_obj: AtomicU32::new(1),
+            live_objects: AtomicU32::new(0),
+            hand: crate::pageout::Hand::new(),
+            p,
+            cfg,
+        }
+    }
+
+    pub fn variant(&self) -> Variant {
+        self.cfg.variant
+    }
+
+    /// Nanoseconds since the run started.
+    pub fn elapsed_ns(&self) -> u64 {
+        self.p.now_ns().saturating_sub(self.start_ns)
+    }
+
+    pub(crate) fn new_object_id(&self) -> u32 {
+        self.live_objects.fetch_add(1, Ordering::Relaxed);
+        self.next_obj.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds one to a counter on this CPU.
+    #[inline]
+    pub fn count(&self, td: &Td, c: Counter) {
+        self.counters.inc(td.cpu, c);
+    }
+
+    /// Adds `n` to a counter on this CPU.
+    #[inline]
+    pub fn count_n(&self, td: &Td, c: Counter, n: u64) {
+        self.counters.add(td.cpu, c, n);
+    }
+
+    /// Records a trace event on this CPU's ring.
+    #[inline]
+    pub fn trace(&self, td: &Td, ev: Ev, obj: u32, pindex: u64, arg: u64) {
+        self.trace.push(
+            td.cpu,
+            TraceEvent {
+                t: self.elapsed_ns(),
+                ev,
+                obj,
+                pindex: pindex as u32,
+                arg: arg as u32,
+            },
+        );
+    }
+
+    /// Passes a named site: scripted gates, scheduling point, delay injection.
+    pub fn site(&self, td: &mut Td, site: Site) -> Res<()> {
+        self.p.site(td.cpu, site);
+        if let Some(d) = self.cfg.delays.iter().find(|d| d.site == site) {
+            if td.chance(d.per_64k) {
+                let ns = 1 + td.below(d.max_ns.max(1));
+                self.count(td, Counter::delays);
+                self.trace(td, Ev::Delay, 0, 0, site as u64);
+                self.p.delay(ns);
+            }
+        }
+        self.check()
+    }
+
+    /// `Err(Stop)` once the run is over.
+    #[inline]
+    pub fn check(&self) -> Res<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            Err(Stop)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// One turn of a wait loop.
+    #[inline]
+    pub fn pause(&self, _td: &Td) -> Res<()> {
+        self.p.pause();
+        self.check()
+    }
+
+    /// Publishes that this CPU waits on `w` until the guard drops.
+    pub fn waiting(&self, td: &Td, w: Wait) -> WaitGuard<'_> {
+        let slot = &self.waits[td.cpu.min(self.waits.len() - 1)];
+        slot.store(w.encode(), Ordering::Relaxed);
+        WaitGuard { slot }
+    }
+
+    /// Waits as `w` until `cond` holds.
+    pub fn wait_until(&self, td: &Td, w: Wait, mut cond: impl FnMut() -> bool) -> Res<()> {
+        if cond() {
+            return Ok(());
+        }
+        let _g = self.waiting(td, w);
+        loop {
+            self.pause(td)?;
+            if cond() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// What every CPU waits on now.
+    pub fn waits(&self) -> Vec<Wait> {
+        self.waits
+            .iter()
+            .map(|w| Wait::decode(w.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Marks one unit of progress for this CPU (the watchdog's heartbeat).
+    #[inline]
+    pub fn beat(&self, td: &Td) {
+        if let Some(b) = self.beats.get(td.cpu) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every CPU's heartbeat count.
+    pub fn beats(&self) -> Vec<u64> {
+        self.beats
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Records a failure (the first one wins), stops the run, and returns
+    /// `Stop` for the caller to propagate.
+    pub fn fail(&self, td: &Td, kind: FailureKind, detail: String) -> Stop {
+        self.trace(td, Ev::Oracle, 0, 0, kind as u64);
+        self.fail_from(td.cpu as u32, kind, detail);
+        Stop
+    }
+
+    /// Records a failure seen from outside a model thread (the watchdog).
+    pub fn fail_from(&self, cpu: u32, kind: FailureKind, detail: String) {
+        let mut f = self.failure.lock();
+        if f.is_none() {
+            *f = Some(Failure {
+                kind,
+                seed: self.cfg.seed,
+                variant: self.cfg.variant,
+                cpu,
+                ms: self.elapsed_ns() / 1_000_000,
+                detail,
+                traces: self.trace.snapshot(),
+            });
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the run without a failure (time is up).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks every thread to finish its current operation and return (a
+    /// clean end: afterwards the machine is quiescent and can be audited).
+    pub fn request_finish(&self) {
+        self.finish.store(true, Ordering::SeqCst);
+    }
+
+    /// True once a clean end was requested.
+    pub fn finishing(&self) -> bool {
+        self.finish.load(Ordering::Relaxed)
+    }
+
+    /// True once the run is over.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The recorded failure, if any.
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_encoding_roundtrips() {
+        for w in [
+            Wait::Running,
+            Wait::ObjectLock(7),
+            Wait::MapRead(1),
+            Wait::MapWrite(2),
+            Wait::Pmap(3),
+            Wait::Busy {
+                obj: 9,
+                pindex: 1234,
+            },
+            Wait::Pbuf,
+            Wait::Pip(5),
+            Wait::FreePages,
+            Wait::Internal,
+            Wait::Script(Site::SplitBusySleep),
+        ] {
+            assert_eq!(Wait::decode(w.encode()), w);
+        }
+    }
+}

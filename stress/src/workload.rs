@@ -1,0 +1,258 @@
+//! The workload: parent images with clipped anonymous regions, threads that
+//! fault (read and write) across swapped and resident pages, one that forks
+//! children in a loop (each child checks what it inherited, then exits), and
+//! a page daemon that keeps memory tight — all of it drawn from one seed.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::fork::Region;
+use crate::platform::{Platform, Site};
+use crate::variant::Variant;
+use crate::vm::{Delay, Res, Td, Vm, VmConfig};
+
+/// What one CPU does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Faults on the parents.
+    Fault,
+    /// Forks children (and clips/remaps parent entries now and then).
+    Fork,
+    /// The page daemon.
+    Pageout,
+    /// Fork and pageout, alternating (2 CPUs).
+    ForkPageout,
+    /// Everything, round-robin (1 CPU).
+    All,
+}
+
+/// Roles for `ncpus` CPUs.
+pub fn roles(ncpus: usize) -> Vec<Role> {
+    match ncpus {
+        0 | 1 => vec![Role::All],
+        2 => vec![Role::ForkPageout, Role::Fault],
+        n => {
+            let mut r = vec![Role::Fork, Role::Pageout];
+            r.resize(n, Role::Fault);
+            r
+        }
+    }
+}
+
+/// The workload's parameters.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub seed: u64,
+    /// Layout of every parent image.
+    pub regions: Vec<Region>,
+    pub parents: usize,
+    /// Chance that a fault-thread access is a store.
+    pub store_per_64k: u32,
+    /// Loads and stores each child makes before it exits.
+    pub child_loads: u32,
+    pub child_stores: u32,
+    /// Per fork: chance to clip a parent entry / to replace one.
+    pub clip_per_64k: u32,
+    pub remap_per_64k: u32,
+    /// The page daemon keeps at most this many frames in use.
+    pub resident_cap: usize,
+}
+
+impl Workload {
+    /// Every page of every parent region.
+    pub fn vpns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.regions.iter().flat_map(|r| r.start..r.start + r.pages)
+    }
+
+    /// The default stress workload for `seed`: small enough that every
+    /// path is hot, with clipped entries and tight memory.
+    pub fn for_seed(seed: u64) -> Self {
+        let mut td = Td::new(usize::MAX / 2, seed);
+        let clip1 = 8 + td.below(24);
+        let clip2 = 40 + td.below(16);
+        Workload {
+            seed,
+            regions: vec![
+                Region {
+                    start: 0x100,
+                    pages: 64,
+                    clips: vec![clip1, clip2],
+                },
+                Region {
+                    start: 0x200,
+                    pages: 32,
+                    clips: vec![],
+                },
+            ],
+            parents: 1,
+            store_per_64k: 12_000 + td.below(16_000) as u32,
+            child_loads: 4 + td.below(8) as u32,
+            child_stores: td.below(3) as u32,
+            clip_per_64k: 0,
+            remap_per_64k: 200 + td.below(400) as u32,
+            resident_cap: 40,
+        }
+    }
+
+    /// The machine for a stress run of `variant` on `ncpus` CPUs.
+    pub fn vm_config(&self, variant: Variant, ncpus: usize) -> VmConfig {
+        let mut td = Td::new(usize::MAX / 3, self.seed);
+        VmConfig {
+            variant,
+            seed: self.seed,
+            ncpus,
+            frames: 384,
+            pbufs: 1 + td.below(2) as usize,
+            image_slots: self.parents + 2,
+            delays: vec![
+                Delay {
+                    site: Site::GetpagesPbuf,
+                    per_64k: 16_000 + td.below(32_000) as u32,
+                    max_ns: 20_000 + td.below(60_000),
+                },
+                Delay {
+                    site: Site::FaultRelock,
+                    per_64k: 4_000,
+                    max_ns: 10_000,
+                },
+                Delay {
+                    site: Site::ForkLocked,
+                    per_64k: 8_000,
+                    max_ns: 10_000,
+                },
+            ],
+        }
+    }
+
+    fn random_vpn(&self, td: &mut Td) -> u64 {
+        let total: u64 = self.regions.iter().map(|r| r.pages).sum();
+        let mut i = td.below(total);
+        for r in &self.regions {
+            if i < r.pages {
+                return r.start + i;
+            }
+            i -= r.pages;
+        }
+        self.regions[0].start
+    }
+}
+
+/// A thread's budget: stop after this many iterations (None: until stopped).
+pub type Budget = Option<u64>;
+
+impl<P: Platform> Vm<P> {
+    /// Creates the parent images, writes every page once and pages most of
+    /// them out, so the run starts with swapped and resident pages.
+    pub fn setup(&self, td: &mut Td, w: &Workload) -> Res<Vec<u32>> {
+        let mut parents = Vec::new();
+        for _ in 0..w.parents {
+            if let Some(id) = self.create_image(td, &w.regions)? {
+                parents.push(id);
+            }
+        }
+        for &id in &parents {
+            for vpn in w.vpns() {
+                self.store(td, id, vpn)?;
+            }
+        }
+        let mut rounds = 0;
+        while self.pages.len() - self.pages.free_count() > w.resident_cap / 2 && rounds < 64 {
+            self.pageout_pass(td, 64)?;
+            rounds += 1;
+        }
+        Ok(parents)
+    }
+
+    /// One fault-thread access.
+    pub fn fault_op(&self, td: &mut Td, w: &Workload, parents: &[u32]) -> Res<()> {
+        let img = parents[td.below(parents.len() as u64) as usize];
+        let vpn = w.random_vpn(td);
+        if td.chance(w.store_per_64k) {
+            self.store(td, img, vpn)?;
+        } else {
+            self.load(td, img, vpn)?;
+        }
+        Ok(())
+    }
+
+    /// One fork-loop iteration: maybe edit a parent's map, fork it, let the
+    /// child check some pages, and exit the child.
+    pub fn fork_op(&self, td: &mut Td, w: &Workload, parents: &[u32]) -> Res<()> {
+        let parent = parents[td.below(parents.len() as u64) as usize];
+        if td.chance(w.clip_per_64k) {
+            let vpn = w.random_vpn(td);
+            self.map_clip(td, parent, vpn)?;
+        }
+        if td.chance(w.remap_per_64k) {
+            let vpn = w.random_vpn(td);
+            self.map_remap(td, parent, vpn)?;
+        }
+        let Some(child) = self.vmspace_fork(td, parent)? else {
+            return Ok(());
+        };
+        for _ in 0..w.child_loads {
+            let vpn = w.random_vpn(td);
+            self.load(td, child, vpn)?;
+        }
+        for _ in 0..w.child_stores {
+            let vpn = w.random_vpn(td);
+            self.store(td, child, vpn)?;
+        }
+        self.vmspace_exit(td, child)
+    }
+
+    /// One page-daemon iteration: reclaim down to the resident cap.
+    pub fn pageout_op(&self, td: &mut Td, w: &Workload) -> Res<()> {
+        let used = self.pages.len() - self.pages.free_count();
+        if used > w.resident_cap {
+            self.pageout_pass(td, used - w.resident_cap)?;
+        } else {
+            self.p.pause();
+        }
+        Ok(())
+    }
+
+    /// Runs `role` until the run stops or the budget is spent.
+    pub fn run_role(
+        &self,
+        td: &mut Td,
+        w: &Workload,
+        parents: &[u32],
+        role: Role,
+        budget: Budget,
+    ) -> Res<()> {
+        let mut i = 0u64;
+        while budget.is_none_or(|b| i < b) && !self.finishing() {
+            self.check()?;
+            match role {
+                Role::Fault => self.fault_op(td, w, parents)?,
+                Role::Fork => self.fork_op(td, w, parents)?,
+                Role::Pageout => self.pageout_op(td, w)?,
+                Role::ForkPageout => {
+                    if i % 2 == 0 {
+                        self.fork_op(td, w, parents)?
+                    } else {
+                        self.pageout_op(td, w)?
+                    }
+                }
+                Role::All => match i % 6 {
+                    0 => self.fork_op(td, w, parents)?,
+                    1 => self.pageout_op(td, w)?,
+                    _ => self.fault_op(td, w, parents)?,
+                },
+            }
+            self.beat(td);
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Exits every image (quiescent: no other thread runs). Afterwards every
+    /// frame and swap block must be free again.
+    pub fn teardown(&self, td: &mut Td) -> Res<()> {
+        for id in self.images.live() {
+            self.vmspace_exit(td, id)?;
+        }
+        Ok(())
+    }
+}
