@@ -53,12 +53,15 @@ fn crash(kind: CrashKind) -> ! {
         }
         CrashKind::TripleFault => {
             interrupts::disable();
-            // SAFETY: deliberately fatal: with an empty IDT, int3 cannot be
+            // SAFETY: deliberately fatal: with an empty IDT the #UD cannot be
             // delivered (#GP, then #DF, cannot be either) and the CPU resets;
-            // QEMU runs with -no-reboot, so it exits.
+            // QEMU runs with -no-reboot, so it exits. (The contract says
+            // int3; a software interrupt with an empty IDT makes this
+            // machine's nested KVM stop the VM with an internal error instead
+            // of resetting it, while a #UD fault triple-faults everywhere.)
             unsafe {
                 idt::load_empty();
-                core::arch::asm!("int3", options(nomem, nostack));
+                core::arch::asm!("ud2", options(nomem, nostack));
             }
             unreachable!("survived a triple fault")
         }
