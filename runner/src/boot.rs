@@ -31,6 +31,21 @@ pub const MAX_LINE: usize = 1 << 20;
 pub const TAIL_LINES: usize = 20;
 /// How long to wait for the console to close after QEMU exited.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long to keep reading after QEMU said it stopped the guest.
+const STOP_GRACE: Duration = Duration::from_millis(300);
+
+/// QEMU's stderr lines that mean the accelerator stopped the guest for good
+/// (QEMU then pauses it and keeps running instead of exiting).
+const GUEST_STOPPED: [&str; 3] = [
+    "KVM internal error",
+    "KVM: entry failed",
+    "error: kvm run failed",
+];
+
+/// True for a stderr line saying that the accelerator stopped the guest.
+pub fn guest_stopped(stderr_line: &str) -> bool {
+    GUEST_STOPPED.iter().any(|p| stderr_line.contains(p))
+}
 
 /// Everything one boot needs.
 #[derive(Clone, Debug)]
@@ -169,6 +184,7 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
         console: Console::new(TAIL_LINES),
         stderr_tail: Vec::new(),
         exited: None,
+        stopped: None,
         out_closed: false,
         err_closed: false,
     };
@@ -206,19 +222,25 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
         if st.done() {
             break;
         }
-        let until = match &st.exited {
-            Some((_, at)) => (*at + CLOSE_GRACE).min(deadline.max(*at)),
-            None => deadline,
+        let until = match (&st.exited, &st.stopped) {
+            (Some((_, at)), _) => (*at + CLOSE_GRACE).min(deadline.max(*at)),
+            (None, Some((_, at))) => (*at + STOP_GRACE).min(deadline),
+            (None, None) => deadline,
         };
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(ev) => st.handle(ev, t0, on_line),
             Err(RecvTimeoutError::Timeout) => {
-                timed_out = st.exited.is_none();
+                timed_out = st.exited.is_none() && st.stopped.is_none();
                 break;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    // Did the runner end a guest that QEMU's accelerator had stopped?
+    let stopped = match (&st.exited, &st.stopped) {
+        (None, Some((line, at))) => Some((line.clone(), *at)),
+        _ => None,
+    };
     // Kill whatever is left of the group and reap QEMU, then take the lines
     // that were already on their way.
     drop(running);
@@ -235,9 +257,10 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
         ready: st.console.ready_at,
         exit: None,
     };
-    let (exit, elapsed) = match &st.exited {
+    let (exit, elapsed) = match (&st.exited, stopped) {
         _ if timed_out => (Exit::TimedOut, spec.timeout),
-        Some((Ok(status), at)) => {
+        (_, Some((line, at))) => (Exit::GuestStopped(line), at.saturating_duration_since(t0)),
+        (Some((Ok(status), at)), _) => {
             let d = at.saturating_duration_since(t0);
             timings.exit = Some(d);
             let exit = match (status.code(), status.signal()) {
@@ -247,11 +270,11 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
             };
             (exit, d)
         }
-        Some((Err(e), _)) => (
+        (Some((Err(e), _)), _) => (
             Exit::SpawnFailed(format!("waiting for QEMU failed: {e}")),
             t0.elapsed(),
         ),
-        None => (Exit::TimedOut, spec.timeout),
+        (None, None) => (Exit::TimedOut, spec.timeout),
     };
     finish(st, exit, timings, spec, command, elapsed)
 }
@@ -261,6 +284,8 @@ struct State {
     console: Console,
     stderr_tail: Vec<String>,
     exited: Option<(std::io::Result<ExitStatus>, Instant)>,
+    /// QEMU said on stderr that the guest was stopped: that line, when.
+    stopped: Option<(String, Instant)>,
     out_closed: bool,
     err_closed: bool,
 }
@@ -280,6 +305,9 @@ impl State {
             }
             Event::StdoutClosed => self.out_closed = true,
             Event::Stderr(l) => {
+                if self.stopped.is_none() && guest_stopped(&l) {
+                    self.stopped = Some((l.clone(), Instant::now()));
+                }
                 if self.stderr_tail.len() == TAIL_LINES {
                     self.stderr_tail.remove(0);
                 }

@@ -38,7 +38,8 @@ pub enum Verdict {
     /// QEMU exited without a Done record: cut mid-line, killed by a signal,
     /// an unknown status, or the Pass status before any record (early exit).
     Crashed,
-    /// QEMU could not start, or exited 1 with an error on stderr.
+    /// QEMU could not start, exited 1 with an error on stderr, or its
+    /// accelerator stopped the guest (`KVM internal error`).
     QemuFailed,
     /// The harness could not run the boot (build failed, no disk space, ...).
     Infra,
@@ -119,6 +120,9 @@ pub enum Exit {
     TimedOut,
     /// It could not be started: why.
     SpawnFailed(String),
+    /// QEMU said that the accelerator stopped the guest (e.g. `KVM internal
+    /// error`) and was killed: that stderr line.
+    GuestStopped(String),
 }
 
 impl fmt::Display for Exit {
@@ -131,6 +135,7 @@ impl fmt::Display for Exit {
             Exit::Signal(s) => write!(f, "killed by signal {s}"),
             Exit::TimedOut => f.write_str("killed at the timeout"),
             Exit::SpawnFailed(e) => write!(f, "not started: {e}"),
+            Exit::GuestStopped(l) => write!(f, "stopped the guest ({l})"),
         }
     }
 }
@@ -159,16 +164,17 @@ pub fn quiet_window(timeout: Duration) -> Duration {
 /// 1. QEMU did not start → `QemuFailed`.
 /// 2. Status 1, nothing on the console, an error on stderr → `QemuFailed`.
 /// 3. A Panic record → `Panic` (message and exception).
-/// 4. A garbled line or a protocol violation → `Garbled`.
-/// 5. A Hang record (the kernel's watchdog) → `Hang`.
-/// 6. Timeout → `Hang` if the console was busy during the quiet window,
+/// 4. QEMU's accelerator stopped the guest → `QemuFailed`.
+/// 5. A garbled line or a protocol violation → `Garbled`.
+/// 6. A Hang record (the kernel's watchdog) → `Hang`.
+/// 7. Timeout → `Hang` if the console was busy during the quiet window,
 ///    else `HangSilent` (also when nothing came since Ready).
-/// 7. Console cut mid-line → `Crashed` (before Done) / `Garbled` (after Done).
-/// 8. Status 0 → `TripleFault` without Done, `Crashed` with one.
-/// 9. Killed by a signal → `Crashed`.
-/// 10. Status Panic/Hang → `Panic`/`Hang`; status Fail → `Fail`; an unknown
+/// 8. Console cut mid-line → `Crashed` (before Done) / `Garbled` (after Done).
+/// 9. Status 0 → `TripleFault` without Done, `Crashed` with one.
+/// 10. Killed by a signal → `Crashed`.
+/// 11. Status Panic/Hang → `Panic`/`Hang`; status Fail → `Fail`; an unknown
 ///     status → `QemuFailed` (1 with stderr) or `Crashed`.
-/// 11. Status Pass: no record at all → `Crashed` (early exit); no Done →
+/// 12. Status Pass: no record at all → `Crashed` (early exit); no Done →
 ///     `Crashed`; any failure evidence (Done{fail}, Failure record, failed or
 ///     missing KTAP results) → `Fail`; otherwise `Pass`.
 pub fn judge(c: &Console, end: &Ending) -> Judgement {
@@ -195,6 +201,15 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
     }
     if let Some((cpu, msg, exc)) = c.panic() {
         return Judgement::new(Panic, panic_reason(cpu, msg, exc));
+    }
+    if let Exit::GuestStopped(line) = end.exit {
+        return Judgement::new(
+            QemuFailed,
+            format!(
+                "QEMU's accelerator stopped the guest {}: {line}",
+                progress(c)
+            ),
+        );
     }
     if let Some(g) = c.garbled.first() {
         let more = match c.garbled.len() {
@@ -263,7 +278,7 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
         (Exit::Signal(s), _) => {
             return Judgement::new(
                 Crashed,
-                format!("QEMU was killed by signal {s} ({})", progress(c)),
+                format!("QEMU was killed by signal {s} {}", progress(c)),
             );
         }
         (_, Some(s)) => s,

@@ -465,6 +465,26 @@ fn qemu_errors_are_qemu_failed() {
 }
 
 #[test]
+fn accelerator_stopping_the_guest_is_qemu_failed() {
+    let l = vec![line(0, hello()), line(1, ready())];
+    let j = judge_exit(
+        &console(&l),
+        Exit::GuestStopped("KVM internal error. Suberror: 1".into()),
+    );
+    assert_eq!(j.verdict, Verdict::QemuFailed, "{j:?}");
+    assert!(
+        j.reason.contains("KVM internal error") && j.reason.contains("after Ready"),
+        "{j:?}"
+    );
+    assert!(crate::boot::guest_stopped(
+        "KVM internal error. Suberror: 1"
+    ));
+    assert!(!crate::boot::guest_stopped(
+        "qemu: warning: host doesn't support requested feature"
+    ));
+}
+
+#[test]
 fn killed_or_unknown_status_is_crashed() {
     let l = vec![line(0, hello()), line(1, ready())];
     let j = judge_exit(&console(&l), Exit::Signal(9));
