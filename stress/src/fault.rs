@@ -93,11 +93,11 @@ impl<P: Platform> Vm<P> {
             // The entry needs its own copy first: upgrade, shadow, retry.
             drop(mg);
             let mut wg = self.map_lock(td, img.id, &img.map)?;
-            if let Some(e) = wg.lookup_entry_mut(vpn) {
-                if e.eflags & NEEDS_COPY != 0 {
-                    self.object_shadow(td, e)?;
-                    e.eflags &= !NEEDS_COPY;
-                }
+            if let Some(e) = wg.lookup_entry_mut(vpn)
+                && e.eflags & NEEDS_COPY != 0
+            {
+                self.object_shadow(td, e)?;
+                e.eflags &= !NEEDS_COPY;
             }
             return Ok(Some(Ok(Retry::Shadowed)));
         }
@@ -295,10 +295,10 @@ impl<P: Platform> Vm<P> {
     /// Frees the top object's placeholder page and its paging reference.
     fn free_first_m(&self, td: &Td, fs: &mut Fs<'_>) -> Res<()> {
         let mut fg = self.lock_obj(td, &fs.first_object)?;
-        if let Some(fm) = fs.first_m.take() {
-            if fg.lookup(fs.first_pindex).is_some_and(|p| p.frame == fm) {
-                self.page_free(td, fs.first_object.id, &mut fg, fs.first_pindex)?;
-            }
+        if let Some(fm) = fs.first_m.take()
+            && fg.lookup(fs.first_pindex).is_some_and(|p| p.frame == fm)
+        {
+            self.page_free(td, fs.first_object.id, &mut fg, fs.first_pindex)?;
         }
         fg.pip -= 1;
         Ok(())
@@ -362,5 +362,60 @@ impl<P: Platform> Vm<P> {
         self.wait_until(td, crate::vm::Wait::FreePages, || {
             self.pages.free_count() > 0
         })
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use crate::testutil::*;
+    use crate::variant::Variant;
+
+    #[test]
+    fn write_after_fork_copies_into_a_shadow() {
+        let vm = vm(Variant::Baseline, 64);
+        let mut td = td();
+        let p = image(&vm, &mut td, 4, &[]);
+        let c = vm.vmspace_fork(&mut td, p).unwrap().unwrap();
+        let (shared, _) = vm.entry_object(&td, p, 0x100).unwrap().unwrap();
+        assert!(
+            vm.store(&mut td, p, 0x100).unwrap(),
+            "parent writes version 2"
+        );
+        let s = vm.counters.snapshot();
+        assert_eq!((s.shadows, s.cow_faults), (1, 1));
+        let (top, _) = vm.entry_object(&td, p, 0x100).unwrap().unwrap();
+        assert_ne!(top.id, shared.id);
+        let backing = vm
+            .peek_object(&td, &top, |g| g.backing.as_ref().map(|b| b.id))
+            .unwrap();
+        assert_eq!(backing, Some(shared.id));
+        // The child still reads version 1 (its expectation), the parent 2.
+        assert!(vm.load(&mut td, c, 0x100).unwrap());
+        assert!(vm.load(&mut td, p, 0x100).unwrap());
+        assert!(vm.store(&mut td, c, 0x101).unwrap(), "child writes too");
+        assert!(vm.load(&mut td, p, 0x101).unwrap());
+        vm.check_conservation().unwrap();
+        vm.vmspace_exit(&mut td, c).unwrap();
+        vm.check_conservation().unwrap();
+    }
+
+    #[test]
+    fn zero_fill_reads_zeros() {
+        let vm = vm(Variant::Baseline, 16);
+        let mut td = td();
+        let p = vm
+            .create_image(
+                &mut td,
+                &[crate::fork::Region {
+                    start: 0x10,
+                    pages: 2,
+                    clips: alloc::vec![],
+                }],
+            )
+            .unwrap()
+            .unwrap();
+        assert!(vm.load(&mut td, p, 0x10).unwrap());
+        assert!(!vm.load(&mut td, p, 0x12).unwrap(), "nothing maps 0x12");
+        assert_eq!(vm.counters.snapshot().zero_fills, 1);
     }
 }

@@ -44,10 +44,11 @@ impl<P: Platform> Vm<P> {
                 },
             );
             for &c in &r.clips {
-                if c > 0 && c < r.pages {
-                    if let Some(obj) = map::clip_at(&mut m, r.start + c) {
-                        self.lock_obj(td, &obj)?.ref_count += 1;
-                    }
+                if c > 0
+                    && c < r.pages
+                    && let Some(obj) = map::clip_at(&mut m, r.start + c)
+                {
+                    self.lock_obj(td, &obj)?.ref_count += 1;
                 }
             }
         }

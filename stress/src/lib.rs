@@ -46,6 +46,8 @@ pub mod stats;
 pub mod swap;
 pub mod swap_pager;
 pub mod sync;
+#[cfg(all(test, feature = "std"))]
+mod testutil;
 pub mod trace;
 pub mod variant;
 pub mod vm;

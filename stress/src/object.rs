@@ -462,18 +462,14 @@ impl<P: Platform> Vm<P> {
                             || g.swblk.contains_key(&(p - offset)));
                     if !inside || shadowed {
                         self.page_unmap_free(td, backing.id, &mut bg, p)?;
-                    } else if let Some(pg) = bg.pages.remove(&p) {
-                        if self.page_insert(obj, &mut g, p - offset, pg).is_err() {
-                            return Err(self.fail(
-                                td,
-                                FailureKind::DuplicatePage,
-                                format!(
-                                    "collapse: object {} pindex {} occupied",
-                                    obj.id,
-                                    p - offset
-                                ),
-                            ));
-                        }
+                    } else if let Some(pg) = bg.pages.remove(&p)
+                        && self.page_insert(obj, &mut g, p - offset, pg).is_err()
+                    {
+                        return Err(self.fail(
+                            td,
+                            FailureKind::DuplicatePage,
+                            format!("collapse: object {} pindex {} occupied", obj.id, p - offset),
+                        ));
                     }
                 }
                 if !slept {

@@ -160,13 +160,6 @@ impl<P: Platform> Vm<P> {
             swap_referenced: blocks.len() as u64,
         })
     }
-
-    /// Records a conservation failure if the books do not balance.
-    pub fn conservation_oracle(&self) -> Result<Census, ()> {
-        self.check_conservation().map_err(|why| {
-            self.fail_from(0, FailureKind::Conservation, why);
-        })
-    }
 }
 
 /// The liveness watchdog: declares a hang when a CPU that has not finished

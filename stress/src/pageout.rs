@@ -150,3 +150,39 @@ impl<P: Platform> Vm<P> {
         self.launder(td, &obj, g, pindex, cluster)
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use crate::testutil::*;
+    use crate::variant::Variant;
+
+    #[test]
+    fn pageout_and_swap_in_round_trip() {
+        let vm = vm(Variant::Baseline, 64);
+        let mut td = td();
+        let p = image(&vm, &mut td, 24, &[]);
+        for i in 0..24 {
+            assert!(vm.store(&mut td, p, 0x100 + i).unwrap(), "version 2");
+        }
+        let mut freed = 0;
+        for i in 0..24 {
+            freed += vm.evict(&mut td, p, 0x100 + i, true).unwrap();
+        }
+        assert_eq!(freed, 24);
+        let c = vm.check_conservation().unwrap();
+        assert_eq!((c.resident, c.swap_used), (0, 24));
+        assert!(vm.counters.snapshot().swapouts <= 3, "clusters of up to 16");
+        for i in (0..24).rev() {
+            assert!(
+                vm.load(&mut td, p, 0x100 + i).unwrap(),
+                "reads back version 2"
+            );
+        }
+        let s = vm.counters.snapshot();
+        assert_eq!(s.swapin_pages, 24);
+        assert!(s.swapins < 24, "read-behind/ahead batched the reads");
+        vm.teardown(&mut td).unwrap();
+        let c = vm.check_conservation().unwrap();
+        assert_eq!((c.free_frames, c.swap_used, c.objects), (64, 0, 0));
+    }
+}

@@ -170,7 +170,9 @@ pub enum Garble {
     Binary,
 }
 
-/// One classified console line.
+/// One classified console line. (Transient: made and matched line by line,
+/// so the size of the `Record` variant does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Line<'a> {
     Record(Frame),

@@ -214,3 +214,61 @@ impl<P: Platform> Vm<P> {
         Ok(f(&g))
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use crate::testutil::*;
+    use crate::variant::Variant;
+
+    #[test]
+    fn split_moves_the_entrys_pages_then_its_swap_blocks() {
+        let vm = vm(Variant::Baseline, 64);
+        let mut td = td();
+        // E1 = [0,6), E2 = [6,16), both on object O.
+        let p = image(&vm, &mut td, 16, &[6]);
+        for i in [2, 3, 8] {
+            assert_eq!(vm.evict(&mut td, p, 0x100 + i, false).unwrap(), 1);
+        }
+        let (o, _) = vm.entry_object(&td, p, 0x100).unwrap().unwrap();
+        let child = vm.vmspace_fork(&mut td, p).unwrap().unwrap();
+        assert_eq!(
+            vm.counters.snapshot().splits,
+            1,
+            "only the clipped E1 is split"
+        );
+        let (n1, off) = vm.entry_object(&td, p, 0x100).unwrap().unwrap();
+        assert_eq!(off, 0);
+        assert_ne!(n1.id, o.id);
+        let (pages, swap) = layout(&vm, &td, p, 0x100);
+        assert_eq!(pages, [0, 1, 4, 5]);
+        assert_eq!(swap, [2, 3]);
+        let (pages, swap) = layout(&vm, &td, p, 0x106);
+        assert!(pages.iter().all(|&i| (6..16).contains(&i)), "{pages:?}");
+        assert_eq!(swap, [8]);
+        // Both images share N1 and O copy-on-write.
+        let (c1, _) = vm.entry_object(&td, child, 0x100).unwrap().unwrap();
+        assert_eq!(c1.id, n1.id);
+        assert_eq!(vm.peek_object(&td, &n1, |g| g.ref_count).unwrap(), 2);
+        assert_eq!(vm.peek_object(&td, &o, |g| g.ref_count).unwrap(), 2);
+        for img in [p, child] {
+            for i in 0..16 {
+                assert!(vm.load(&mut td, img, 0x100 + i).unwrap());
+            }
+        }
+        vm.check_conservation().unwrap();
+    }
+
+    #[test]
+    fn split_needs_more_than_one_reference() {
+        let vm = vm(Variant::Baseline, 64);
+        let mut td = td();
+        let p = image(&vm, &mut td, 8, &[]);
+        vm.vmspace_fork(&mut td, p).unwrap().unwrap();
+        assert_eq!(
+            vm.counters.snapshot().splits,
+            0,
+            "an unclipped idle object is shared, not split"
+        );
+        vm.check_conservation().unwrap();
+    }
+}

@@ -65,10 +65,10 @@ impl<P: Platform> Vm<P> {
         if g.kind == ObjKind::Default {
             g.kind = ObjKind::Swap;
         }
-        if let Some(old) = g.swblk.insert(pindex, blk) {
-            if old != blk {
-                self.swap.free(old);
-            }
+        if let Some(old) = g.swblk.insert(pindex, blk)
+            && old != blk
+        {
+            self.swap.free(old);
         }
     }
 
@@ -124,10 +124,10 @@ impl<P: Platform> Vm<P> {
     /// Clips `rbehind` so the read stops short of the resident predecessor of
     /// `pindex` (the only clipping baseline does, after relocking).
     fn clip_behind(g: &ObjGuard, pindex: u64, rbehind: &mut u64) {
-        if let Some((ppred, _)) = g.prev(pindex) {
-            if pindex - ppred - 1 < *rbehind {
-                *rbehind = pindex - ppred - 1;
-            }
+        if let Some((ppred, _)) = g.prev(pindex)
+            && pindex - ppred - 1 < *rbehind
+        {
+            *rbehind = pindex - ppred - 1;
         }
     }
 
@@ -205,10 +205,10 @@ impl<P: Platform> Vm<P> {
 
         // Clip the read-ahead and read-behind ranges to exclude resident pages.
         *rahead = (*rahead).min(maxahead);
-        if let Some((nsucc, _)) = g.find_least(pindex + 1) {
-            if nsucc - pindex - 1 < *rahead {
-                *rahead = nsucc - pindex - 1;
-            }
+        if let Some((nsucc, _)) = g.find_least(pindex + 1)
+            && nsucc - pindex - 1 < *rahead
+        {
+            *rahead = nsucc - pindex - 1;
         }
         *rbehind = (*rbehind).min(maxbehind);
         Self::clip_behind(&g, pindex, rbehind);
@@ -358,12 +358,11 @@ impl<P: Platform> Vm<P> {
         let mut g = self.lock_obj(td, obj)?;
         for (i, f) in frames.iter().enumerate() {
             let p = first + i as u64;
-            if let Some(pg) = g.pages.get_mut(&p) {
-                if pg.frame == *f {
-                    if ok {
-                        pg.dirty = false;
-                    }
-                }
+            if let Some(pg) = g.pages.get_mut(&p)
+                && pg.frame == *f
+                && ok
+            {
+                pg.dirty = false;
             }
             if !ok {
                 self.swp_meta_free(&mut g, p);
@@ -375,5 +374,69 @@ impl<P: Platform> Vm<P> {
             self.count_n(td, Counter::pageouts, n);
         }
         Ok((g, ok))
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use crate::testutil::*;
+    use crate::variant::Variant;
+
+    #[test]
+    fn haspage_counts_contiguous_blocks() {
+        let vm = vm(Variant::Baseline, 64);
+        let mut td = td();
+        let p = image(&vm, &mut td, 16, &[]);
+        assert_eq!(vm.evict(&mut td, p, 0x100, true).unwrap(), 16);
+        let (o, _) = vm.entry_object(&td, p, 0x100).unwrap().unwrap();
+        assert_eq!(
+            vm.peek_object(&td, &o, |g| g.haspage(8)).unwrap(),
+            Some((8, 7))
+        );
+        assert_eq!(
+            vm.peek_object(&td, &o, |g| g.haspage(0)).unwrap(),
+            Some((0, 15))
+        );
+        // Dirtying page 5 frees its block: the run behind 8 stops at 6.
+        assert!(vm.store(&mut td, p, 0x105).unwrap());
+        assert_eq!(
+            vm.peek_object(&td, &o, |g| g.haspage(8)).unwrap(),
+            Some((2, 7))
+        );
+        assert_eq!(vm.peek_object(&td, &o, |g| g.haspage(5)).unwrap(), None);
+    }
+
+    #[test]
+    fn getpages_clips_against_resident_pages() {
+        for v in [Variant::Baseline, Variant::SwapPrealloc, Variant::SwapClip] {
+            let vm = vm(v, 64);
+            let mut td = td();
+            let p = image(&vm, &mut td, 16, &[]);
+            assert_eq!(vm.evict(&mut td, p, 0x100, true).unwrap(), 16);
+            assert!(
+                vm.load(&mut td, p, 0x100).unwrap(),
+                "swap everything back in"
+            );
+            for i in (0..16).filter(|i| ![3, 12].contains(i)) {
+                assert_eq!(vm.evict(&mut td, p, 0x100 + i, false).unwrap(), 1);
+            }
+            let before = vm.counters.snapshot();
+            assert!(vm.load(&mut td, p, 0x108).unwrap());
+            let after = vm.counters.snapshot();
+            assert_eq!(
+                after.rbehind_pages - before.rbehind_pages,
+                4,
+                "{v}: 4..7, stopped by 3"
+            );
+            assert_eq!(
+                after.rahead_pages - before.rahead_pages,
+                3,
+                "{v}: 9..11, stopped by 12"
+            );
+            assert_eq!(after.swapins - before.swapins, 1, "{v}: one I/O");
+            let (pages, _) = layout(&vm, &td, p, 0x100);
+            assert_eq!(pages, (3..13).collect::<alloc::vec::Vec<u64>>());
+            vm.check_conservation().unwrap();
+        }
     }
 }

@@ -114,7 +114,13 @@ impl fmt::Display for TraceEvent {
             Ev::Collapse => write!(f, "collapse: obj {o} absorbs obj {a}"),
             Ev::Load => write!(f, "load vpn {p} sees version {a}"),
             Ev::Store => write!(f, "store vpn {p} version {a}"),
-            Ev::Oracle => write!(f, "ORACLE obj {o} pindex {p}"),
+            Ev::Oracle => write!(
+                f,
+                "ORACLE: {}",
+                crate::failure::FailureKind::ALL
+                    .get(a as usize)
+                    .map_or("?", |k| k.name())
+            ),
             Ev::Delay => write!(f, "delay at site {a}"),
         }
     }

@@ -285,13 +285,13 @@ impl<P: Platform> Vm<P> {
     /// Passes a named site: scripted gates, scheduling point, delay injection.
     pub fn site(&self, td: &mut Td, site: Site) -> Res<()> {
         self.p.site(td.cpu, site);
-        if let Some(d) = self.cfg.delays.iter().find(|d| d.site == site) {
-            if td.chance(d.per_64k) {
-                let ns = 1 + td.below(d.max_ns.max(1));
-                self.count(td, Counter::delays);
-                self.trace(td, Ev::Delay, 0, 0, site as u64);
-                self.p.delay(ns);
-            }
+        if let Some(d) = self.cfg.delays.iter().find(|d| d.site == site)
+            && td.chance(d.per_64k)
+        {
+            let ns = 1 + td.below(d.max_ns.max(1));
+            self.count(td, Counter::delays);
+            self.trace(td, Ev::Delay, 0, 0, site as u64);
+            self.p.delay(ns);
         }
         self.check()
     }
@@ -361,7 +361,11 @@ impl<P: Platform> Vm<P> {
     /// Records a failure (the first one wins), stops the run, and returns
     /// `Stop` for the caller to propagate.
     pub fn fail(&self, td: &Td, kind: FailureKind, detail: String) -> Stop {
-        self.trace(td, Ev::Oracle, 0, 0, kind as u64);
+        let k = FailureKind::ALL
+            .iter()
+            .position(|x| *x == kind)
+            .unwrap_or(0);
+        self.trace(td, Ev::Oracle, 0, 0, k as u64);
         self.fail_from(td.cpu as u32, kind, detail);
         Stop
     }

@@ -94,6 +94,27 @@ impl Workload {
         }
     }
 
+    /// A small workload for controlled-scheduler exploration: one parent
+    /// with a 16-page region clipped in two, tight memory, short children.
+    pub fn small(seed: u64) -> Self {
+        let mut td = Td::new(usize::MAX / 2, seed);
+        Workload {
+            seed,
+            regions: vec![Region {
+                start: 0x100,
+                pages: 16,
+                clips: vec![4 + td.below(8)],
+            }],
+            parents: 1,
+            store_per_64k: 16_000,
+            child_loads: 2,
+            child_stores: 0,
+            clip_per_64k: 0,
+            remap_per_64k: 0,
+            resident_cap: 10,
+        }
+    }
+
     /// The machine for a stress run of `variant` on `ncpus` CPUs.
     pub fn vm_config(&self, variant: Variant, ncpus: usize) -> VmConfig {
         let mut td = Td::new(usize::MAX / 3, self.seed);
@@ -155,12 +176,27 @@ impl<P: Platform> Vm<P> {
                 self.store(td, id, vpn)?;
             }
         }
+        // Page most of it out, swap some back in (clean pages with swap
+        // copies, contiguous runs), and trim again: a mix of resident and
+        // swapped pages, as a busy machine has.
+        self.trim(td, w.resident_cap / 2)?;
+        for _ in 0..4 {
+            let vpn = w.random_vpn(td);
+            for &id in &parents {
+                self.load(td, id, vpn)?;
+            }
+        }
+        self.trim(td, w.resident_cap / 2)?;
+        Ok(parents)
+    }
+
+    fn trim(&self, td: &mut Td, target: usize) -> Res<()> {
         let mut rounds = 0;
-        while self.pages.len() - self.pages.free_count() > w.resident_cap / 2 && rounds < 64 {
+        while self.pages.len() - self.pages.free_count() > target && rounds < 64 {
             self.pageout_pass(td, 64)?;
             rounds += 1;
         }
-        Ok(parents)
+        Ok(())
     }
 
     /// One fault-thread access.
@@ -229,7 +265,7 @@ impl<P: Platform> Vm<P> {
                 Role::Fork => self.fork_op(td, w, parents)?,
                 Role::Pageout => self.pageout_op(td, w)?,
                 Role::ForkPageout => {
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         self.fork_op(td, w, parents)?
                     } else {
                         self.pageout_op(td, w)?
@@ -254,5 +290,79 @@ impl<P: Platform> Vm<P> {
             self.vmspace_exit(td, id)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::testutil;
+
+    /// Thousands of random operations on one thread, with the books
+    /// audited every few hundred and after tearing everything down.
+    #[test]
+    fn conservation_holds_after_random_operations() {
+        for seed in 0..4u64 {
+            let w = Workload::for_seed(seed);
+            let vm = testutil::vm(Variant::Baseline, 192);
+            let mut td = Td::new(0, seed);
+            let parents = vm.setup(&mut td, &w).unwrap();
+            let mut children = Vec::new();
+            for op in 0..3000u32 {
+                match td.below(10) {
+                    0 if children.len() < 2 => {
+                        if let Some(c) = vm.vmspace_fork(&mut td, parents[0]).unwrap() {
+                            children.push(c);
+                        }
+                    }
+                    1 if !children.is_empty() => {
+                        let c = children.swap_remove(td.below(children.len() as u64) as usize);
+                        vm.vmspace_exit(&mut td, c).unwrap();
+                    }
+                    2 => {
+                        vm.pageout_pass(&mut td, 8).unwrap();
+                    }
+                    3 if td.chance(4000) => {
+                        let vpn = w.random_vpn(&mut td);
+                        vm.map_remap(&mut td, parents[0], vpn).unwrap();
+                    }
+                    4 if td.chance(8000) => {
+                        let vpn = w.random_vpn(&mut td);
+                        vm.map_clip(&mut td, parents[0], vpn).unwrap();
+                    }
+                    k => {
+                        let img = if k % 2 == 0 || children.is_empty() {
+                            parents[0]
+                        } else {
+                            children[td.below(children.len() as u64) as usize]
+                        };
+                        let vpn = w.random_vpn(&mut td);
+                        let r = if td.chance(20_000) {
+                            vm.store(&mut td, img, vpn)
+                        } else {
+                            vm.load(&mut td, img, vpn)
+                        };
+                        assert!(r.is_ok(), "seed {seed} op {op}: {:?}", vm.failure());
+                    }
+                }
+                if op % 250 == 0
+                    && let Err(e) = vm.check_conservation()
+                {
+                    panic!("seed {seed} op {op}: {e}");
+                }
+            }
+            vm.teardown(&mut td).unwrap();
+            let c = vm.check_conservation().unwrap();
+            assert_eq!(
+                (c.free_frames, c.swap_used, c.objects),
+                (192, 0, 0),
+                "seed {seed}"
+            );
+            let s = vm.counters.snapshot();
+            assert!(
+                s.forks > 100 && s.swapins > 50 && s.collapses > 0,
+                "seed {seed}: {s:?}"
+            );
+        }
     }
 }
