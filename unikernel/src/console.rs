@@ -3,7 +3,7 @@
 //!
 //! Every line is a record ([`record`], encoded by `stress::proto::encode` with
 //! the per-boot `seq` and the writing CPU), a KTAP line ([`ktap`]) or a
-//! diagnostic starting with `# ` ([`diag!`]). The panic path uses
+//! diagnostic starting with `# ` ([`crate::diag!`]). The panic path uses
 //! [`emergency`], which takes the lock even when the panicking CPU held it.
 
 use alloc::string::String;

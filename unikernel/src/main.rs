@@ -3,18 +3,22 @@
 //! `stress` runs on every CPU with a virtio-blk disk as its swap device.
 //!
 //! What the model and the runner use:
-//! - [`cpu::id`], [`cpu::count`]: which CPU, how many;
-//! - [`smp::run_on_all`]: run a closure on every CPU at once;
-//! - [`time::now_ns`], [`time::set_tick_hook`]: the clock and the tick hook;
-//! - [`disk::get`]: the swap disk (`read_pages`, `write_pages`, `capacity_pages`);
+//! - [`cpu::id`], [`cpu::count`]: which CPU (0 = BSP), how many are online;
+//! - [`smp::run_on_all`]: run a closure on every CPU at once (call from CPU 0);
+//! - [`time::now_ns`], [`time::delay_ns`], [`time::set_tick_hook`]: the
+//!   clock, busy delays and a per-tick hook (250 Hz on every CPU);
+//! - [`disk::get`]: the swap disk ([`disk::Disk::read_pages`],
+//!   [`disk::Disk::write_pages`], [`disk::Disk::capacity_pages`]);
 //! - [`console::record`], [`diag!`]: record lines and `# ` diagnostics;
 //! - [`sync::IrqMutex`]: IRQ-safe spinlock;
 //! - [`qemu::exit`]: leave QEMU with a `stress::proto::ExitCode`.
 //!
-//! The console, command line, exit codes and boot tests follow the contract
-//! in `/work/notes/contract.md`. On the host the crate builds a stub `main`
-//! so that workspace-wide clippy and tests compile; its pure logic (command
-//! line, frame allocator) is tested there.
+//! Boot flow: `arch::entry` (PVH, 32-bit to long mode) → [`boot`] (memory,
+//! ACPI, stacks, heap, APs, calibration) → [`modes`] (`mode=` on the command
+//! line). The console, command line, exit codes and boot tests follow the
+//! contract in `/work/notes/contract.md`. On the host the crate builds a stub
+//! `main` so that workspace-wide clippy and tests compile; its pure logic
+//! (command line, DSDT scan, frame allocator) is tested there.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;

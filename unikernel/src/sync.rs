@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use lock_api::{GuardSend, RawMutex};
+use lock_api::{GuardNoSend, RawMutex};
 use x86_64::instructions::interrupts;
 
 use crate::cpu;
@@ -30,8 +30,8 @@ pub struct IrqRawMutex {
 
 // SAFETY: the lock is a correct mutual-exclusion primitive: `lock`/`try_lock`
 // only return once the inner spin mutex is held, and `unlock` releases it.
-// Guards may be sent between contexts (`GuardSend`) because unlocking does not
-// depend on the thread identity, only on the saved interrupt flag.
+// Guards must stay on their CPU (`GuardNoSend`): unlocking restores the
+// interrupt flag saved on the CPU that locked.
 unsafe impl RawMutex for IrqRawMutex {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: Self = IrqRawMutex {
@@ -40,7 +40,7 @@ unsafe impl RawMutex for IrqRawMutex {
         owner: AtomicU32::new(NO_OWNER),
     };
 
-    type GuardMarker = GuardSend;
+    type GuardMarker = GuardNoSend;
 
     fn lock(&self) {
         loop {

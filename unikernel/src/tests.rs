@@ -22,6 +22,7 @@ use x86_64::instructions::{hlt, interrupts};
 
 use crate::cpu::{self, MAX_CPUS};
 use crate::disk::{self, PAGE_SIZE};
+use crate::mem::{frame, heap};
 use crate::sync::IrqMutex;
 use crate::{apic, console, diag, smp, time};
 
@@ -41,6 +42,12 @@ pub fn run(tests: &[&str], expect_cpus: Option<usize>, madt_cpus: usize) -> bool
         cal.apic_timer_hz / 1000,
         cal.source,
         time::TICK_HZ
+    );
+    diag!(
+        "memory: heap {} MiB, {} KiB of free frames; {} unexpected interrupts so far",
+        heap::size() >> 20,
+        frame::FRAMES.lock().free_bytes() >> 10,
+        crate::irq::UNEXPECTED.load(Ordering::Relaxed)
     );
     console::ktap(ktap::HEADER);
     console::ktap(&ktap::plan(tests.len() as u32));

@@ -66,6 +66,15 @@ pub fn now_ns() -> u64 {
     ((delta as u128 * NS_PER_TSC.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
+/// Busy-waits about `ns` nanoseconds (interrupts stay as they are).
+#[allow(dead_code, reason = "API for the stress model's delay injection")]
+pub fn delay_ns(ns: u64) {
+    let end = now_ns().saturating_add(ns);
+    while now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
 /// What calibration measured.
 #[derive(Clone, Copy, Debug)]
 pub struct Calibration {

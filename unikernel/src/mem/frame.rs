@@ -206,7 +206,7 @@ mod global {
         Some(addr)
     }
 
-    /// Frees frames from [`alloc`]/[`alloc_zeroed`].
+    /// Frees frames from [`alloc()`]/[`alloc_zeroed`].
     ///
     /// # Safety
     /// The frames must come from this allocator and no longer be used.

@@ -5,6 +5,8 @@
 //! once the frame allocator knows the memory map. talc only writes its
 //! metadata at the ends of a region, so adding 250 MiB costs nothing.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use talc::TalcLock;
 use talc::source::Claim;
 
@@ -20,6 +22,14 @@ static HEAP: TalcLock<IrqRawMutex, Claim> =
     // SAFETY: `EARLY_ARENA` is used by nothing but this allocator.
     TalcLock::new(unsafe { Claim::array(&raw mut EARLY_ARENA) });
 
+/// Bytes given to the heap by [`add_region`].
+static ADDED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of RAM given to the heap (besides the small static arena).
+pub fn size() -> u64 {
+    ADDED.load(Ordering::Relaxed)
+}
+
 /// Gives `[start, end)` to the heap.
 ///
 /// # Safety
@@ -27,10 +37,11 @@ static HEAP: TalcLock<IrqRawMutex, Claim> =
 pub unsafe fn add_region(start: u64, end: u64) -> bool {
     let mut talc = HEAP.lock();
     // SAFETY: see the function contract.
-    unsafe {
-        talc.claim(start as *mut u8, (end - start) as usize)
-            .is_some()
+    let claimed = unsafe { talc.claim(start as *mut u8, (end - start) as usize) }.is_some();
+    if claimed {
+        ADDED.fetch_add(end - start, Ordering::Relaxed);
     }
+    claimed
 }
 
 /// True if the heap lock can be taken (within a bounded wait): the panic
