@@ -80,7 +80,7 @@ pub struct BootArgs {
           value_parser = clap::value_parser!(u32).range(i64::from(qemu::MIN_MEM_MIB)..=i64::from(qemu::MAX_MEM_MIB)))]
     pub mem: u32,
     /// Kill QEMU after this many seconds (decimals allowed).
-    #[arg(long, value_name = "S", default_value = "30", value_parser = parse_secs)]
+    #[arg(long, value_name = "S", default_value = "120", value_parser = parse_secs)]
     pub timeout: Duration,
 }
 
