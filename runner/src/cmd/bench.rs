@@ -61,6 +61,7 @@ struct Row {
     machine: Machine,
     accel: Accel,
     ok: usize,
+    tried: usize,
     ready: Option<Spread>,
     exit: Option<Spread>,
     note: String,
@@ -97,6 +98,7 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
                 exit.extend(out.timings.exit.map(ms));
             }
             let ok = ready.len();
+            let tried = ok + failures.len();
             let (note, broken) = match (ok, failures.first()) {
                 (0, Some(f)) => (format!("unavailable: {f}"), false),
                 (_, Some(f)) => (
@@ -109,6 +111,7 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
                 machine,
                 accel,
                 ok,
+                tried,
                 ready: spread(ready),
                 exit: spread(exit),
                 note,
@@ -121,7 +124,7 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
     t.load_style(UTF8_FULL_CONDENSED).set_header([
         "machine",
         "accel",
-        "boots ok",
+        "boots ok/tried",
         "spawn→Ready ms (min / median / max)",
         "spawn→exit ms (min / median / max)",
         "note",
@@ -130,7 +133,7 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
         t.add_row([
             r.machine.to_string(),
             r.accel.to_string(),
-            format!("{}/{}", r.ok, a.boots),
+            format!("{}/{}", r.ok, r.tried),
             cell(r.ready),
             cell(r.exit),
             crate::console::preview(&r.note),
@@ -138,11 +141,14 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
     }
     println!("mode=probe, {} CPU(s), {} boot(s) per row", a.cpus, a.boots);
     println!("{t}");
-    Ok(if rows.iter().any(|r| r.broken) {
-        EXIT_FAILURE
-    } else {
-        EXIT_OK
-    })
+    // A failure: boots failed on an accelerator that works, or nothing booted.
+    Ok(
+        if rows.iter().any(|r| r.broken) || rows.iter().all(|r| r.ok == 0) {
+            EXIT_FAILURE
+        } else {
+            EXIT_OK
+        },
+    )
 }
 
 #[cfg(test)]
