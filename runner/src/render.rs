@@ -109,7 +109,12 @@ pub fn details(out: &BootOutcome, prefix: &str) -> String {
     } else {
         let _ = writeln!(s, "{prefix}last {} console lines:", out.console.tail.len());
         for l in &out.console.tail {
-            let _ = writeln!(s, "{prefix}  | {}", crate::console::preview(l));
+            // Records read better as their summaries; the rest as printed.
+            let shown = match crate::console::classify(l) {
+                LineKind::Record(f) => record_summary(&f),
+                _ => crate::console::preview(l),
+            };
+            let _ = writeln!(s, "{prefix}  | {shown}");
         }
     }
     if !out.stderr_tail.is_empty() {
