@@ -87,7 +87,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
     {
         let mut frames = frame::FRAMES.lock();
         for &(start, end) in boot.ram() {
-            mem_bytes += end - start;
+            mem_bytes += end.min(MAPPED_LIMIT).saturating_sub(start);
             frames.add(start.max(1 << 20), end.min(MAPPED_LIMIT));
         }
         let image = (
