@@ -410,6 +410,7 @@ pub fn record_name(r: &Record) -> &'static str {
         Record::Failure(_) => "Failure",
         Record::Hang { .. } => "Hang",
         Record::Panic { .. } => "Panic",
+        Record::Measure { .. } => "Measure",
         Record::Done { .. } => "Done",
     }
 }

@@ -51,6 +51,7 @@ pub fn record_summary(f: &Frame) -> String {
             Some(e) => format!("Panic on cpu {cpu}: {message} [{}]", exception_line(e)),
             None => format!("Panic on cpu {cpu}: {message}"),
         },
+        Record::Measure { name, value, unit } => format!("Measure: {name} = {value} {unit}"),
         Record::Done { verdict, ms, .. } => format!("Done: {verdict:?} after {ms} ms"),
     };
     format!("[cpu{} #{}] {body}", f.cpu, f.seq)

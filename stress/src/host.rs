@@ -208,8 +208,8 @@ pub struct HostRun {
     pub elapsed: Duration,
 }
 
-/// Runs the stress workload of `seed` for `variant` on `ncpus` std threads,
-/// each doing `budget` iterations, with a watchdog declaring a hang after
+/// Runs the stress workload of `seed` for `variant` on `ncpus` std threads
+/// until the fork loop did `budget` iterations, with a watchdog declaring a hang after
 /// `stall`. On a clean end it audits conservation, tears down, audits again.
 pub fn run_stress(
     variant: Variant,
@@ -251,8 +251,13 @@ pub fn run_on(
     std::thread::scope(|s| {
         for (cpu, &role) in roles.iter().enumerate() {
             let (vm, w, parents, done) = (&vm, &w, &parents, &done);
-            // The page daemon runs until the others are done.
-            let budget = if role == Role::Pageout { None } else { budget };
+            // The budget counts fork-loop iterations; faults and the page
+            // daemon run until the fork loop is done.
+            let budget = if matches!(role, Role::Pageout | Role::Fault) {
+                None
+            } else {
+                budget
+            };
             s.spawn(move || {
                 let mut td = Td::new(cpu, w.seed);
                 let _ = vm.run_role(&mut td, w, parents, role, budget);
@@ -270,7 +275,7 @@ pub fn run_on(
             }
             if d.iter()
                 .zip(&roles)
-                .all(|(done, r)| *done || *r == Role::Pageout)
+                .all(|(done, r)| *done || matches!(r, Role::Pageout | Role::Fault))
             {
                 vm.request_finish();
             }

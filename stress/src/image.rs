@@ -230,6 +230,16 @@ impl<P: Platform> Vm<P> {
         }
     }
 
+    /// Does image `img` have a translation for `vpn` now? (A peek for the
+    /// workload's choice of pages; false when the pmap is busy.)
+    pub fn mapped(&self, img_id: u32, vpn: u64) -> bool {
+        self.images
+            .get(img_id)
+            .pmap
+            .try_lock()
+            .is_some_and(|pm| pm.ptes.contains_key(&vpn))
+    }
+
     /// A load by image `img` at `vpn`, checked against its expectation.
     /// Returns false when nothing maps `vpn`.
     pub fn load(&self, td: &mut Td, img_id: u32, vpn: u64) -> Res<bool> {

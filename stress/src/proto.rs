@@ -130,6 +130,13 @@ pub enum Record {
         message: String,
         exception: Option<Exception>,
     },
+    /// A named measurement (benchmarks), e.g. `virtio_read_bytes`.
+    Measure {
+        name: String,
+        value: u64,
+        /// "bytes", "ns", "count", ...
+        unit: String,
+    },
     /// Last record before the kernel exits: its own verdict.
     Done {
         verdict: Verdict,

@@ -241,6 +241,11 @@ impl<P: Platform> Vm<P> {
         }
     }
 
+    /// Frames in use (resident pages).
+    pub fn resident(&self) -> usize {
+        self.pages.len() - self.pages.free_count()
+    }
+
     pub fn variant(&self) -> Variant {
         self.cfg.variant
     }
@@ -348,6 +353,18 @@ impl<P: Platform> Vm<P> {
         if let Some(b) = self.beats.get(td.cpu) {
             b.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// One CPU's heartbeat count (no allocation: usable from an interrupt).
+    pub fn beat_of(&self, cpu: usize) -> u64 {
+        self.beats.get(cpu).map_or(0, |b| b.load(Ordering::Relaxed))
+    }
+
+    /// What one CPU waits on now (no allocation).
+    pub fn wait_of(&self, cpu: usize) -> Wait {
+        self.waits
+            .get(cpu)
+            .map_or(Wait::Running, |w| Wait::decode(w.load(Ordering::Relaxed)))
     }
 
     /// Every CPU's heartbeat count.

@@ -56,6 +56,10 @@ pub struct Workload {
     pub remap_per_64k: u32,
     /// The page daemon keeps at most this many frames in use.
     pub resident_cap: usize,
+    /// Fault threads re-pick a page this many times while it is mapped.
+    pub cold_tries: u32,
+    /// The fork loop pauses up to this long between children (think time).
+    pub fork_gap_ns: u64,
 }
 
 impl Workload {
@@ -85,12 +89,14 @@ impl Workload {
                 },
             ],
             parents: 1,
-            store_per_64k: 12_000 + td.below(16_000) as u32,
-            child_loads: 4 + td.below(8) as u32,
+            store_per_64k: 6_000 + td.below(8_000) as u32,
+            child_loads: 1 + td.below(3) as u32,
             child_stores: td.below(3) as u32,
             clip_per_64k: 0,
             remap_per_64k: 200 + td.below(400) as u32,
-            resident_cap: 40,
+            resident_cap: 24,
+            cold_tries: 4,
+            fork_gap_ns: 200_000,
         }
     }
 
@@ -112,6 +118,8 @@ impl Workload {
             clip_per_64k: 0,
             remap_per_64k: 0,
             resident_cap: 10,
+            cold_tries: 0,
+            fork_gap_ns: 0,
         }
     }
 
@@ -202,7 +210,21 @@ impl<P: Platform> Vm<P> {
     /// One fault-thread access.
     pub fn fault_op(&self, td: &mut Td, w: &Workload, parents: &[u32]) -> Res<()> {
         let img = parents[td.below(parents.len() as u64) as usize];
-        let vpn = w.random_vpn(td);
+        // Memory is tight: above the cap, a faulting thread reclaims a
+        // little itself before it touches more (direct reclaim).
+        if self.resident() > w.resident_cap {
+            self.pageout_pass(td, 2)?;
+        }
+        // Touch cold memory: prefer pages the image has no translation for
+        // (a program whose working set exceeds memory), so that accesses
+        // fault and swap in rather than hit the pmap.
+        let mut vpn = w.random_vpn(td);
+        for _ in 0..w.cold_tries {
+            if !self.mapped(img, vpn) {
+                break;
+            }
+            vpn = w.random_vpn(td);
+        }
         if td.chance(w.store_per_64k) {
             self.store(td, img, vpn)?;
         } else {
@@ -234,7 +256,12 @@ impl<P: Platform> Vm<P> {
             let vpn = w.random_vpn(td);
             self.store(td, child, vpn)?;
         }
-        self.vmspace_exit(td, child)
+        self.vmspace_exit(td, child)?;
+        if w.fork_gap_ns > 0 {
+            let ns = td.below(w.fork_gap_ns);
+            self.p.delay(ns);
+        }
+        Ok(())
     }
 
     /// One page-daemon iteration: reclaim down to the resident cap.
