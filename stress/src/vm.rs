@@ -58,7 +58,8 @@ pub enum Wait {
 }
 
 impl Wait {
-    fn encode(self) -> u64 {
+    /// A 64-bit code for the wait (so it can be kept in an atomic).
+    pub fn encode(self) -> u64 {
         let (tag, a, b): (u64, u64, u64) = match self {
             Wait::Running => (0, 0, 0),
             Wait::ObjectLock(o) => (1, o as u64, 0),
@@ -75,7 +76,8 @@ impl Wait {
         (tag << 56) | ((a & 0xff_ffff) << 32) | (b & 0xffff_ffff)
     }
 
-    fn decode(v: u64) -> Wait {
+    /// The wait a code stands for.
+    pub fn decode(v: u64) -> Wait {
         let (tag, a, b) = (v >> 56, ((v >> 32) & 0xff_ffff) as u32, v as u32);
         match tag {
             1 => Wait::ObjectLock(a),
@@ -203,7 +205,7 @@ pub struct Vm<P: Platform> {
     pub(crate) images: Images,
     pub counters: Counters,
     pub trace: TraceRings,
-    start_ns: u64,
+    start_ns: AtomicU64,
     stop: AtomicBool,
     finish: AtomicBool,
     failure: spin::Mutex<Option<Failure>>,
@@ -227,7 +229,7 @@ impl<P: Platform> Vm<P> {
             images: Images::new(cfg.image_slots),
             counters: Counters::new(n),
             trace: TraceRings::new(n),
-            start_ns,
+            start_ns: AtomicU64::new(start_ns),
             stop: AtomicBool::new(false),
             finish: AtomicBool::new(false),
             failure: spin::Mutex::new(None),
@@ -252,7 +254,15 @@ impl<P: Platform> Vm<P> {
 
     /// Nanoseconds since the run started.
     pub fn elapsed_ns(&self) -> u64 {
-        self.p.now_ns().saturating_sub(self.start_ns)
+        self.p
+            .now_ns()
+            .saturating_sub(self.start_ns.load(Ordering::Relaxed))
+    }
+
+    /// Restarts the run clock (after set-up: times in records and failures
+    /// count from the start of the run proper).
+    pub fn restart_clock(&self) {
+        self.start_ns.store(self.p.now_ns(), Ordering::Relaxed);
     }
 
     pub(crate) fn new_object_id(&self) -> u32 {

@@ -136,8 +136,8 @@ impl Workload {
             delays: vec![
                 Delay {
                     site: Site::GetpagesPbuf,
-                    per_64k: 16_000 + td.below(32_000) as u32,
-                    max_ns: 20_000 + td.below(60_000),
+                    per_64k: 65_536,
+                    max_ns: 2_000_000,
                 },
                 Delay {
                     site: Site::FaultRelock,
@@ -284,6 +284,20 @@ impl<P: Platform> Vm<P> {
         role: Role,
         budget: Budget,
     ) -> Res<()> {
+        self.run_role_with(td, w, parents, role, budget, |_| {})
+    }
+
+    /// [`Vm::run_role`], calling `after` (the platform's chance to report
+    /// progress or end the run) after every iteration.
+    pub fn run_role_with(
+        &self,
+        td: &mut Td,
+        w: &Workload,
+        parents: &[u32],
+        role: Role,
+        budget: Budget,
+        mut after: impl FnMut(&Self),
+    ) -> Res<()> {
         let mut i = 0u64;
         while budget.is_none_or(|b| i < b) && !self.finishing() {
             self.check()?;
@@ -292,7 +306,7 @@ impl<P: Platform> Vm<P> {
                 Role::Fork => self.fork_op(td, w, parents)?,
                 Role::Pageout => self.pageout_op(td, w)?,
                 Role::ForkPageout => {
-                    if i.is_multiple_of(2) {
+                    if i % 2 == 0 {
                         self.fork_op(td, w, parents)?
                     } else {
                         self.pageout_op(td, w)?
@@ -305,6 +319,7 @@ impl<P: Platform> Vm<P> {
                 },
             }
             self.beat(td);
+            after(self);
             i += 1;
         }
         Ok(())

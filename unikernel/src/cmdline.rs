@@ -64,8 +64,20 @@ pub enum Mode {
     Tests { tests: Vec<&'static str> },
     /// Fail deliberately, on CPU `cpu` (default 0).
     Crash { kind: CrashKind, cpu: usize },
-    /// Reserved for the stress model.
-    Stress,
+    /// Run the VM model's stress workload on every CPU.
+    Stress(StressArgs),
+    /// Measure sequential virtio-blk reads of `mib` MiB.
+    DiskBench { mib: u64 },
+}
+
+/// `mode=stress variant=V seed=S duration_ms=D [progress_ms=P] [stall_ms=W]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StressArgs {
+    pub variant: stress::Variant,
+    pub seed: u64,
+    pub duration_ms: u64,
+    pub progress_ms: u64,
+    pub stall_ms: u64,
 }
 
 /// A virtio-mmio device announced by microvm: `virtio_mmio.device=<size>@<base>:<irq>`.
@@ -103,6 +115,18 @@ fn number(s: &str) -> Option<u64> {
     value.checked_mul(scale)
 }
 
+/// A number for `key`: positive unless `zero_ok`.
+fn positive(key: &str, value: &str, zero_ok: bool) -> Result<u64, String> {
+    number(value).filter(|&n| zero_ok || n > 0).ok_or_else(|| {
+        let what = if zero_ok {
+            "a number"
+        } else {
+            "a positive number"
+        };
+        format!("bad {key}={value:?}: expected {what}")
+    })
+}
+
 fn virtio_mmio(value: &str) -> Option<VirtioMmio> {
     let (size, rest) = value.split_once('@')?;
     let (base, rest) = rest.split_once(':')?;
@@ -122,6 +146,12 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
     let mut crash_cpu = 0;
     let mut expect_cpus = None;
     let mut devices = Vec::new();
+    let mut variant = None;
+    let mut seed = None;
+    let mut duration_ms = None;
+    let mut progress_ms = 250;
+    let mut stall_ms = 3000;
+    let mut mib = 32;
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
             continue;
@@ -158,6 +188,18 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
                     || format!("bad expect_cpus={value:?}: expected a positive number"),
                 )?)
             }
+            "variant" => {
+                variant = Some(
+                    value
+                        .parse::<stress::Variant>()
+                        .map_err(|e| format!("bad variant=: {e}"))?,
+                )
+            }
+            "seed" => seed = Some(positive(key, value, true)?),
+            "duration_ms" => duration_ms = Some(positive(key, value, false)?),
+            "progress_ms" => progress_ms = positive(key, value, false)?,
+            "stall_ms" => stall_ms = positive(key, value, false)?,
+            "mib" => mib = positive(key, value, false)?,
             "virtio_mmio.device" => devices.push(virtio_mmio(value).ok_or_else(|| {
                 format!("bad virtio_mmio.device={value:?}: expected <size>@<base>:<irq>")
             })?),
@@ -167,7 +209,7 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
     let mode = match mode {
         None => {
             return Err(
-                "no mode= on the kernel command line (expected probe, tests, crash or stress)"
+                "no mode= on the kernel command line (expected probe, tests, crash, stress or diskbench)"
                     .into(),
             );
         }
@@ -186,10 +228,17 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
                 cpu: crash_cpu,
             }
         }
-        Some("stress") => Mode::Stress,
+        Some("stress") => Mode::Stress(StressArgs {
+            variant: variant.ok_or("mode=stress needs variant=NAME")?,
+            seed: seed.ok_or("mode=stress needs seed=N")?,
+            duration_ms: duration_ms.ok_or("mode=stress needs duration_ms=N")?,
+            progress_ms,
+            stall_ms,
+        }),
+        Some("diskbench") => Mode::DiskBench { mib },
         Some(other) => {
             return Err(format!(
-                "unknown mode={other:?} (expected probe, tests, crash or stress)"
+                "unknown mode={other:?} (expected probe, tests, crash, stress or diskbench)"
             ));
         }
     };
@@ -284,6 +333,47 @@ mod tests {
             parse("mode=probe virtio_mmio.device=junk")
                 .unwrap_err()
                 .contains("virtio_mmio")
+        );
+    }
+
+    #[test]
+    fn stress_arguments() {
+        let c = parse("mode=stress variant=swap-prealloc seed=0x2a duration_ms=5000 stall_ms=2000")
+            .unwrap();
+        assert_eq!(
+            c.mode,
+            Mode::Stress(StressArgs {
+                variant: stress::Variant::SwapPrealloc,
+                seed: 42,
+                duration_ms: 5000,
+                progress_ms: 250,
+                stall_ms: 2000,
+            })
+        );
+        assert!(
+            parse("mode=stress seed=1 duration_ms=1")
+                .unwrap_err()
+                .contains("variant")
+        );
+        let e = parse("mode=stress variant=nope seed=1 duration_ms=1").unwrap_err();
+        assert!(e.contains("nope") && e.contains("swap-prealloc"), "{e}");
+        assert!(
+            parse("mode=stress variant=baseline duration_ms=1")
+                .unwrap_err()
+                .contains("seed")
+        );
+        assert!(
+            parse("mode=stress variant=baseline seed=1 duration_ms=0")
+                .unwrap_err()
+                .contains("duration_ms")
+        );
+        assert_eq!(
+            parse("mode=diskbench").unwrap().mode,
+            Mode::DiskBench { mib: 32 }
+        );
+        assert_eq!(
+            parse("mode=diskbench mib=8").unwrap().mode,
+            Mode::DiskBench { mib: 8 }
         );
     }
 

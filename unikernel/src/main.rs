@@ -47,6 +47,8 @@ mod crash;
 #[cfg(target_os = "none")]
 mod disk;
 #[cfg(target_os = "none")]
+mod diskbench;
+#[cfg(target_os = "none")]
 mod irq;
 #[cfg(target_os = "none")]
 mod modes;
@@ -60,6 +62,8 @@ mod qemu;
 mod serial;
 #[cfg(target_os = "none")]
 mod smp;
+#[cfg(target_os = "none")]
+mod stress_mode;
 #[cfg(target_os = "none")]
 mod sync;
 #[cfg(target_os = "none")]

@@ -1,10 +1,10 @@
 //! What the kernel does once every CPU is up (`mode=` on the command line):
-//! `probe`, `tests`, `crash`, and the reserved `stress`.
+//! `probe`, `tests`, `crash`, `stress` and `diskbench`.
 
 use stress::proto::{ExitCode, Record, Verdict};
 
 use crate::cmdline::{Cmdline, Mode};
-use crate::{console, cpu, crash, panic, qemu, tests, time};
+use crate::{console, cpu, crash, diskbench, qemu, stress_mode, tests, time};
 
 /// Prints `Done` with `verdict` and exits accordingly.
 pub fn done(verdict: Verdict) -> ! {
@@ -32,8 +32,7 @@ pub fn run(args: &Cmdline, madt_cpus: usize) -> ! {
             done(if passed { Verdict::Pass } else { Verdict::Fail })
         }
         Mode::Crash { kind, cpu } => crash::run(*kind, *cpu),
-        Mode::Stress => panic::fatal(format_args!(
-            "mode=stress is not implemented in this kernel yet"
-        )),
+        Mode::Stress(stress) => stress_mode::run(stress),
+        Mode::DiskBench { mib } => diskbench::run(*mib),
     }
 }
