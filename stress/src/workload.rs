@@ -306,7 +306,7 @@ impl<P: Platform> Vm<P> {
                 Role::Fork => self.fork_op(td, w, parents)?,
                 Role::Pageout => self.pageout_op(td, w)?,
                 Role::ForkPageout => {
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         self.fork_op(td, w, parents)?
                     } else {
                         self.pageout_op(td, w)?

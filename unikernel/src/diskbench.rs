@@ -12,7 +12,7 @@ use crate::{console, disk, panic, qemu, time};
 const CHUNK: usize = 32;
 
 fn stamp(page: u64) -> u64 {
-    page ^ 0xd15_293_f0e5_5a11
+    page ^ 0x00d1_5293_f0e5_5a11
 }
 
 /// Runs the benchmark and exits.
