@@ -82,6 +82,8 @@ static SINCE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static HANG_AT: AtomicU64 = AtomicU64::new(0);
 static HANG_WAIT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static HANG_STALL: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Whether each CPU had finished its role when the hang was declared.
+static HANG_DONE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Runs `mode=stress` and exits.
@@ -195,6 +197,7 @@ fn tick(cpu: usize) {
         if stuck && !vm.stopped() {
             for c in 0..cpu::count() {
                 HANG_WAIT[c].store(vm.wait_of(c).encode(), Ordering::Relaxed);
+                HANG_DONE[c].store(DONE[c].load(Ordering::Acquire), Ordering::Relaxed);
                 HANG_STALL[c].store(
                     now.saturating_sub(SINCE[c].load(Ordering::Relaxed)),
                     Ordering::Relaxed,
@@ -217,14 +220,14 @@ fn hang_record(traces: Vec<stress::trace::CpuTrace>) -> Record {
     let waits: Vec<CpuWait> = (0..n)
         .map(|c| {
             let w = Wait::decode(HANG_WAIT[c].load(Ordering::Relaxed));
-            let done = DONE[c].load(Ordering::Relaxed) && w == Wait::Running;
+            let wait = match w {
+                Wait::Running if HANG_DONE[c].load(Ordering::Relaxed) => "finished".into(),
+                Wait::Running => "running, no heartbeat".into(),
+                w => format!("{w}"),
+            };
             CpuWait {
                 cpu: c as u32,
-                wait: if done {
-                    "finished".into()
-                } else {
-                    format!("{w}")
-                },
+                wait,
                 stalled_ms: HANG_STALL[c].load(Ordering::Relaxed) / 1_000_000,
             }
         })
