@@ -1,8 +1,9 @@
 //! Choosing the accelerator. `--accel auto` probes KVM for the requested
-//! machine and CPU count and uses KVM only if the probe passes; otherwise
-//! TCG (`-accel tcg,thread=multi`). On this workplace KVM is software-nested:
-//! it may lack features or break SMP, so the probe is per (machine, CPUs)
-//! and its result is cached for the run.
+//! machine and CPU count and uses KVM only if the probe passes **and** KVM
+//! is not slower than TCG; otherwise TCG (`-accel tcg,thread=multi`). On
+//! this workplace KVM is software-nested: it may lack features or break SMP,
+//! and where it works it runs this kernel's code far slower than TCG, so
+//! the probe is per (machine, CPUs) and its result is cached for the run.
 //!
 //! The probe is the boots of [`KVM_PROBES`], each of which must get its
 //! verdict: every CPU must check in (as in `mode=probe`) and the local APIC
@@ -12,6 +13,12 @@
 //! internal error" instead, so a kernel that triple-faults could not be told
 //! apart from an emulator failure). A probe boot takes ~0.1 s on microvm,
 //! whether it passes or QEMU reports the stopped guest.
+//!
+//! When they pass, the speed probe ([`SPEED_PROBE`], a 300 ms stress run)
+//! boots under TCG and then under KVM, and KVM is used only if its faults/s
+//! are at least TCG's. The KVM run gets a few times TCG's wall time; if it
+//! does not finish by then it is slower. One line on stderr gives the
+//! choice and the figures that decided it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +68,67 @@ pub const KVM_PROBES: [(&str, Verdict, &str); 2] = [
     ),
 ];
 
+/// The speed probe: a short stress run whose faults/s compare KVM with TCG.
+pub const SPEED_PROBE: &str = "mode=stress variant=swap-prealloc seed=0x1 duration_ms=300";
+/// Timeout of the TCG speed probe.
+pub const SPEED_TIMEOUT_TCG: Duration = Duration::from_secs(30);
+
+/// What a speed probe measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Speed {
+    pub faults_per_s: f64,
+    /// QEMU spawn to exit.
+    pub wall: Duration,
+}
+
+/// How long the KVM speed probe may take, given TCG's: a few times TCG's
+/// wall time (KVM that is slower than that has lost anyway).
+pub fn kvm_speed_timeout(tcg: &Speed) -> Duration {
+    (tcg.wall * 4 + Duration::from_secs(2)).min(Duration::from_secs(60))
+}
+
+/// The decision between KVM and TCG from the two speed probes.
+pub fn decide_speed(tcg: &Speed, kvm: Result<Speed, String>) -> Resolved {
+    let t = fmt_rate(tcg.faults_per_s);
+    match kvm {
+        Ok(k) if k.faults_per_s >= tcg.faults_per_s => Resolved {
+            accel: Accel::Kvm,
+            why: format!(
+                "KVM probes passed and KVM is not slower on a 300 ms stress probe: {} faults/s vs {t} under TCG",
+                fmt_rate(k.faults_per_s)
+            ),
+        },
+        Ok(k) => Resolved {
+            accel: Accel::Tcg,
+            why: format!(
+                "KVM probes passed, but KVM is slower on a 300 ms stress probe: {} faults/s vs {t} under TCG \
+                 (boot to exit {:.1} s vs {:.1} s)",
+                fmt_rate(k.faults_per_s),
+                k.wall.as_secs_f64(),
+                tcg.wall.as_secs_f64()
+            ),
+        },
+        Err(e) => Resolved {
+            accel: Accel::Tcg,
+            why: format!(
+                "KVM probes passed, but its 300 ms stress probe {e} (TCG: {t} faults/s, {:.1} s boot to exit)",
+                tcg.wall.as_secs_f64()
+            ),
+        },
+    }
+}
+
+/// `12345.6` → `12.3k`.
+pub fn fmt_rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 /// Timeout of one probe boot: q35's firmware alone takes ~3 s under nested
 /// KVM, microvm boots in well under a second.
 pub fn probe_timeout(machine: Machine) -> Duration {
@@ -100,6 +168,7 @@ pub fn probe_spec(
         accel,
         append: PROBE_APPEND.into(),
         disk_bytes: Some(disk::DEFAULT_MIB << 20),
+        disk_file: None,
         timeout: probe_timeout(machine),
         kernel,
         qemu,
@@ -178,9 +247,84 @@ impl Chooser {
             let t = out.timings.exit.unwrap_or_default();
             seen.push(format!("{what} ok in {:.0} ms", t.as_secs_f64() * 1e3));
         }
-        Resolved {
-            accel: Accel::Kvm,
-            why: format!("KVM probes passed: {}", seen.join(", ")),
+        let tcg = match self.speed(machine, cpus, Accel::Tcg, SPEED_TIMEOUT_TCG) {
+            Ok(s) => s,
+            Err(e) => {
+                return Resolved {
+                    accel: Accel::Tcg,
+                    why: format!(
+                        "KVM probes passed ({}), but the speed comparison could not run: the TCG stress probe {e}",
+                        seen.join(", ")
+                    ),
+                };
+            }
+        };
+        let kvm = self.speed(machine, cpus, Accel::Kvm, kvm_speed_timeout(&tcg));
+        decide_speed(&tcg, kvm)
+    }
+
+    /// Boots [`SPEED_PROBE`] under `accel`; its faults/s, or what went wrong.
+    fn speed(
+        &self,
+        machine: Machine,
+        cpus: u32,
+        accel: Accel,
+        timeout: Duration,
+    ) -> Result<Speed, String> {
+        let spec = BootSpec {
+            append: SPEED_PROBE.into(),
+            timeout,
+            ..probe_spec(machine, cpus, accel, self.kernel.clone(), self.qemu.clone())
+        };
+        let out = boot::boot(&spec, &mut |_| {});
+        if *out.verdict() != Verdict::Pass {
+            return Err(if out.exit == crate::verdict::Exit::TimedOut {
+                format!("did not finish within {:.1} s", timeout.as_secs_f64())
+            } else {
+                format!("got {}: {}", out.verdict(), out.judgement.reason)
+            });
         }
+        match crate::stressrun::last_stats(&out) {
+            (Some(stats), Some(ms)) if ms > 0 => Ok(Speed {
+                faults_per_s: stats.faults as f64 * 1e3 / ms as f64,
+                wall: out.timings.exit.unwrap_or(timeout),
+            }),
+            _ => Err("reported no counters".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn speed(faults_per_s: f64, secs: f64) -> Speed {
+        Speed {
+            faults_per_s,
+            wall: Duration::from_secs_f64(secs),
+        }
+    }
+
+    #[test]
+    fn kvm_only_when_not_slower() {
+        let tcg = speed(40_000.0, 0.8);
+        let r = decide_speed(&tcg, Ok(speed(400.0, 9.0)));
+        assert_eq!(r.accel, Accel::Tcg);
+        assert!(
+            r.why.contains("KVM is slower") && r.why.contains("400 faults/s vs 40.0k"),
+            "{}",
+            r.why
+        );
+        let r = decide_speed(&tcg, Ok(speed(40_000.0, 0.7)));
+        assert_eq!(r.accel, Accel::Kvm, "{}", r.why);
+        let r = decide_speed(&tcg, Err("did not finish within 5.2 s".into()));
+        assert_eq!(r.accel, Accel::Tcg);
+        assert!(r.why.contains("did not finish within 5.2 s"), "{}", r.why);
+        assert_eq!(kvm_speed_timeout(&tcg), Duration::from_millis(5200));
+        assert_eq!(
+            kvm_speed_timeout(&speed(1.0, 100.0)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(fmt_rate(1_234_567.0), "1.2M");
     }
 }

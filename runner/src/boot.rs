@@ -58,6 +58,10 @@ pub struct BootSpec {
     pub append: String,
     /// Size of the swap disk in bytes; `None` for no disk.
     pub disk_bytes: Option<u64>,
+    /// Boot with this existing image as the disk instead of a fresh temp
+    /// one (`disk_bytes` is then ignored); it is left in place afterwards,
+    /// e.g. for `bench stress` to read what the kernel wrote.
+    pub disk_file: Option<PathBuf>,
     pub timeout: Duration,
     pub kernel: PathBuf,
     /// The QEMU binary (tests put a stand-in here).
@@ -154,10 +158,18 @@ static BOOTS: AtomicU64 = AtomicU64::new(0);
 /// Boots once and judges the result. `on_line` sees every console line as
 /// it arrives (on the calling thread).
 pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutcome {
-    let disk = match spec.disk_bytes.map(SwapDisk::create).transpose() {
-        Ok(d) => d,
-        Err(e) => return BootOutcome::infra(format!("{e:#}")),
+    let disk = match spec.disk_file {
+        Some(_) => None,
+        None => match spec.disk_bytes.map(SwapDisk::create).transpose() {
+            Ok(d) => d,
+            Err(e) => return BootOutcome::infra(format!("{e:#}")),
+        },
     };
+    if let Some(f) = &spec.disk_file
+        && !f.is_file()
+    {
+        return BootOutcome::infra(format!("the disk image {} does not exist", f.display()));
+    }
     let name = format!(
         "{}{}",
         reaper::marker(),
@@ -170,7 +182,10 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
         mem_mib: spec.mem_mib,
         kernel: &spec.kernel,
         append: &spec.append,
-        disk: disk.as_ref().map(SwapDisk::path),
+        disk: spec
+            .disk_file
+            .as_deref()
+            .or(disk.as_ref().map(SwapDisk::path)),
         name: &name,
     });
     let command = qemu::display(&spec.qemu, &args);

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use stress::Variant;
+
 use crate::accel::AccelChoice;
 use crate::qemu::{self, Accel, Machine};
 
@@ -56,11 +58,87 @@ pub enum Command {
     /// Measurements.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// The main job: stress the fork/swap-in race under every patch variant.
+    /// The main job: boot `mode=stress` once and hunt the fork/swap-in race.
     ///
-    /// Not implemented yet: for now it runs the boot tests (like
-    /// `cargo xtask test --boot-only`) and says that the stress mode is coming.
+    /// Boots the kernel on N virtual CPUs running the stress workload of one
+    /// patch variant and seed for S seconds, shows a live status line on
+    /// stderr, then prints the verdict. When an oracle fires it prints the
+    /// failure kind, seed, CPU, time to detection, the interleaving of every
+    /// CPU's last trace events and the command that runs the same seed again.
+    ///
+    /// Exit status: 0 clean, 1 a failure was found (oracle Failure or hang),
+    /// 2 bad usage, 3 harness error (QEMU failed, kernel panic, garbled
+    /// console, swap I/O error).
+    #[command(after_help = variants_help())]
     Stress(StressArgs),
+    /// Run the variant × boot matrix and compare the variants.
+    ///
+    /// Boot i of every variant uses seed `seed_base + i`, so the variants are
+    /// compared on the same seeds. Several QEMUs run at once (--jobs). Prints
+    /// one row per variant: boots, failed boots, failure rate with its 95%
+    /// Wilson interval, failure kinds, hangs, median time to first failure,
+    /// window hits, wasted/discarded/leaked pages, faults/s, forks/s and a
+    /// verdict (caught, clean, inconclusive, hangs, mixed, error). A variant
+    /// is `inconclusive`, never `clean`, when the race window did not open in
+    /// some boot or some boot did not run.
+    ///
+    /// Exit status: 0 every boot ran (findings are results, not errors),
+    /// 2 bad usage, 3 some boot hit an infrastructure error.
+    #[command(after_help = variants_help())]
+    Compare(CompareArgs),
+}
+
+/// The variants and what each changes, for `--help`.
+pub fn variants_help() -> String {
+    let mut s = String::from("Variants:\n");
+    for v in Variant::ALL {
+        s.push_str(&format!("  {:<22}{}\n", v.name(), v.summary()));
+    }
+    s
+}
+
+/// Parses a variant name (the error lists the valid ones).
+pub fn parse_variant(s: &str) -> Result<Variant, String> {
+    s.parse::<Variant>().map_err(|e| e.to_string())
+}
+
+/// Parses `all` or a comma-separated list of variants (duplicates dropped).
+pub fn parse_variants(s: &str) -> Result<VariantList, String> {
+    if s.trim() == "all" {
+        return Ok(VariantList(Variant::ALL.to_vec()));
+    }
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(format!(
+                "empty variant name in '{s}' (valid: all, {})",
+                Variant::valid_names()
+            ));
+        }
+        let v = parse_variant(name)?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    Ok(VariantList(out))
+}
+
+/// A list of variants (`--variants`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VariantList(pub Vec<Variant>);
+
+/// Parses the stress duration in seconds: more than 0 (at least 1 ms), at most a day.
+pub fn parse_stress_secs(s: &str) -> Result<Duration, String> {
+    let d = parse_secs(s)?;
+    if d < Duration::from_millis(1) {
+        return Err(format!("{s} s is shorter than 1 ms"));
+    }
+    Ok(d)
+}
+
+/// The host's CPU count (default of --jobs).
+pub fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Where and how to boot.
@@ -127,10 +205,68 @@ pub struct TestArgs {
     pub boot_only: bool,
 }
 
+/// Where and what to stress: shared by `stress`, `compare` and `bench stress`.
+#[derive(Debug, Clone, Args)]
+pub struct StressBootArgs {
+    /// Virtual CPUs (1 to 64, the most either machine and the kernel take).
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(qemu::MAX_CPUS)))]
+    pub cpus: u32,
+    /// How long the kernel stresses, in seconds (decimals allowed).
+    #[arg(long, value_name = "S", default_value = "5", value_parser = parse_stress_secs)]
+    pub seconds: Duration,
+    /// QEMU machine type.
+    #[arg(long, value_enum, default_value_t = Machine::Microvm)]
+    pub machine: Machine,
+    /// Accelerator [default: auto: KVM only if its probes pass and it is
+    /// not slower than TCG on a short stress probe].
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelChoice>,
+}
+
 #[derive(Debug, Args)]
 pub struct StressArgs {
+    /// Patch variant (see the list below).
+    #[arg(long, value_name = "V", default_value = "baseline", value_parser = parse_variant)]
+    pub variant: Variant,
+    /// Workload seed, decimal or 0x-hex [default: random, printed].
+    #[arg(long, value_name = "X", value_parser = crate::seed::parse)]
+    pub seed: Option<u64>,
     #[command(flatten)]
-    pub suite: SuiteArgs,
+    pub boot: StressBootArgs,
+    /// Also write the boot's result as JSON to this file (the per-boot
+    /// record of `compare --json`).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Variants to compare: `all` or a comma-separated list.
+    #[arg(long, value_name = "all|V,V", default_value = "all", value_parser = parse_variants)]
+    pub variants: VariantList,
+    /// Boots per variant (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub boots: u32,
+    #[command(flatten)]
+    pub boot: StressBootArgs,
+    /// QEMUs running at once [default: the host's CPU count].
+    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
+    /// Seed of boot 0 of every variant; boot i uses seed-base + i.
+    #[arg(long, value_name = "X", default_value = "1", value_parser = crate::seed::parse)]
+    pub seed_base: u64,
+    /// Write every boot and the per-variant summaries as JSON (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write an SVG strip plot of time to first failure per variant.
+    #[arg(long, value_name = "PATH")]
+    pub plot: Option<PathBuf>,
+    /// Write JUnit XML: one case per boot (`variant/seed`), failed only on
+    /// infrastructure errors; the finding is in the case's system-out.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +276,29 @@ pub enum BenchCommand {
     ///
     /// An accelerator whose first boot fails is reported as unavailable.
     Boot(BenchBootArgs),
+    /// One stress boot's throughput, and virtio-blk's read rate beside the host's.
+    ///
+    /// Prints window hits/s, faults/s, forks/s and swap-in MB/s of one
+    /// `mode=stress` boot, then boots `mode=diskbench` and prints the
+    /// guest's virtio-blk read rate beside the host's read rate of the same
+    /// image file (cold: after fsync and posix_fadvise(DONTNEED); and warm).
+    Stress(BenchStressArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStressArgs {
+    /// Patch variant of the stress boot.
+    #[arg(long, value_name = "V", default_value = "swap-prealloc", value_parser = parse_variant)]
+    pub variant: Variant,
+    /// Workload seed, decimal or 0x-hex.
+    #[arg(long, value_name = "X", default_value = "1", value_parser = crate::seed::parse)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub boot: StressBootArgs,
+    /// MiB the disk benchmark writes and reads (1 to 1024).
+    #[arg(long, value_name = "MIB", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub mib: u64,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,12 @@
 //! (building the image), [`toolchain`] (rustup target), [`accel`] (KVM
 //! probe), [`reaper`] (no QEMU outlives the runner), [`render`] and
 //! [`report`] (human output, KTAP, JUnit), [`suite`] (the boot tests).
+//!
+//! Stress work: [`seed`] (parsing, printing, random seeds), [`stressrun`]
+//! (one stress boot: spec, result, outcome), [`live`] (the status line),
+//! [`finding`] (the interleaving of a failure), [`matrix`] (scheduling the
+//! variant × boot matrix), [`summary`] (statistics and variant verdicts),
+//! [`json`] (reports, atomic writes), [`plot`] (the SVG).
 #![forbid(unsafe_code)]
 
 pub mod accel;
@@ -17,11 +23,21 @@ pub mod cmd;
 pub mod console;
 pub mod disk;
 pub mod error;
+pub mod finding;
+pub mod json;
 pub mod kernel;
+pub mod live;
+pub mod matrix;
+pub mod plot;
 pub mod qemu;
 pub mod reaper;
 pub mod render;
 pub mod report;
+pub mod seed;
+pub mod stressrun;
 pub mod suite;
+pub mod summary;
+#[cfg(test)]
+mod testkit;
 pub mod toolchain;
 pub mod verdict;

@@ -22,7 +22,20 @@ pub const MAX_MEM_MIB: u32 = 16384;
 pub const DEFAULT_MEM_MIB: u32 = 256;
 
 /// A QEMU machine type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Machine {
     /// `-M microvm`: no firmware, virtio-mmio disk; boots in milliseconds.
     Microvm,
@@ -49,7 +62,20 @@ impl fmt::Display for Machine {
 }
 
 /// A concrete accelerator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Accel {
     /// Hardware virtualization through /dev/kvm.
     Kvm,

@@ -269,6 +269,7 @@ impl Suite<'_> {
             accel,
             append: append.into(),
             disk_bytes: Some(disk::DEFAULT_MIB << 20),
+            disk_file: None,
             timeout,
             kernel: self.kernel.clone(),
             qemu: self.qemu.clone(),

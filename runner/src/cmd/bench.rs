@@ -1,5 +1,6 @@
 //! `cargo xtask bench boot`: how long a probe boot takes per (machine,
 //! accelerator), as min/median/max of spawn→Ready and spawn→exit.
+//! (`bench stress` is in [`super::bench_stress`].)
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::verdict::Verdict;
 pub fn run(ctx: &Ctx, b: &BenchCommand) -> Result<u8> {
     match b {
         BenchCommand::Boot(a) => boot_bench(ctx, a),
+        BenchCommand::Stress(a) => super::bench_stress::run(ctx, a),
     }
 }
 

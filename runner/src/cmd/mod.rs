@@ -1,9 +1,10 @@
 //! The subcommands of `cargo xtask`, one module each, and what they share:
-//! the workspace, the kernel image and the QEMU binary. Later subcommands
-//! (`stress`, `compare`, `merge`) go here the same way.
+//! the workspace, the kernel image and the QEMU binary.
 
 pub mod bench;
+pub mod bench_stress;
 pub mod build;
+pub mod compare;
 pub mod run;
 pub mod stress;
 pub mod test;
@@ -54,5 +55,6 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Test(a) => test::run(&ctx, &a),
         Command::Bench(b) => bench::run(&ctx, &b),
         Command::Stress(a) => stress::run(&ctx, &a),
+        Command::Compare(a) => compare::run(&ctx, &a),
     }
 }

@@ -27,6 +27,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         accel,
         append,
         disk_bytes: (a.disk > 0).then_some(a.disk << 20),
+        disk_file: None,
         timeout: b.timeout,
         kernel,
         qemu,

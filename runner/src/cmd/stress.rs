@@ -1,14 +1,293 @@
-//! `cargo xtask stress`: placeholder until the stress work lands. It says
-//! so and runs the boot tests, so that the README's main command works.
+//! `cargo xtask stress`: one `mode=stress` boot with a live status line,
+//! then the verdict — and for a failure, everything a kernel developer needs
+//! to act on it: kind, seed, CPU, time to detection, detail, the
+//! interleaving, and the command that runs the same seed again.
+//!
+//! Exit status: 0 clean, 1 caught or hang, 2 bad usage, 3 infrastructure
+//! (see [`crate::stressrun`] for the classification).
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use stress::Stats;
+use stress::proto::Record;
 
 use super::Ctx;
+use crate::accel::{AccelChoice, Chooser};
+use crate::boot::{self, BootOutcome};
 use crate::cli::StressArgs;
 use crate::error::Result;
+use crate::finding::{self, Style};
+use crate::json;
+use crate::live::Live;
+use crate::render;
+use crate::seed;
+use crate::stressrun::{BootResult, HangBy, Outcome, StressSpec};
 
 pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
+    if let Some(p) = &a.json {
+        json::ensure_writable("--json", p)?;
+    }
+    let seed = a.seed.unwrap_or_else(seed::random);
+    let kernel = ctx.kernel()?;
+    let qemu = ctx.qemu()?;
+    let b = &a.boot;
+    let accel = Chooser::new(kernel.clone(), qemu.clone())
+        .resolve(b.accel.unwrap_or(AccelChoice::Auto), b.machine, b.cpus)
+        .accel;
+    let spec = StressSpec {
+        variant: a.variant,
+        seed,
+        cpus: b.cpus,
+        duration: b.seconds,
+        machine: b.machine,
+        accel,
+        accel_flag: b.accel,
+        kernel_flag: ctx.kernel.clone(),
+    };
     eprintln!(
-        "cargo xtask stress: the stress mode (variants, seeds, race-window coverage) is coming with \
-         the stress work; running the boot tests instead"
+        "stress: variant {} seed {}{} on {}/{}cpu/{} for {} s (timeout {} s)",
+        spec.variant,
+        seed::show(seed),
+        if a.seed.is_none() { " (random)" } else { "" },
+        spec.machine,
+        spec.cpus,
+        spec.accel,
+        crate::stressrun::secs_arg(spec.duration),
+        spec.timeout().as_secs()
     );
-    super::test::run_suite(ctx, &a.suite, false)
+    let bspec = spec.boot_spec(kernel, qemu);
+    let mut live = Live::new(spec.duration, ctx.verbose);
+    let t = Instant::now();
+    let out = boot::boot(&bspec, &mut |l| live.line(l));
+    live.finish();
+    let result = BootResult::from_outcome(&spec, &out, t.elapsed());
+    if ctx.verbose {
+        eprintln!("command: {}", out.command);
+    }
+    let style = Style {
+        bold: std::io::stdout().is_terminal(),
+    };
+    print!("{}", report(&spec, &out, &result, style));
+    if let Some(p) = &a.json {
+        json::write_atomic(p, &result)?;
+        eprintln!("result written to {}", p.display());
+    }
+    Ok(result.exit_status)
+}
+
+/// The counters a developer looks at first.
+pub fn counters(s: &Stats) -> String {
+    format!(
+        "forks {}, faults {}, swap-ins {} ({} pages), window hits {}, wasted {}, discarded {}, leaked {}",
+        s.forks,
+        s.faults,
+        s.swapins,
+        s.swapin_pages,
+        s.window_hits,
+        s.wasted,
+        s.discarded,
+        s.leaked
+    )
+}
+
+/// The report printed after the boot.
+pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style) -> String {
+    let mut s = String::new();
+    let label = format!(
+        "{} seed {} on {}/{}cpu/{}",
+        spec.variant,
+        seed::show(spec.seed),
+        spec.machine,
+        spec.cpus,
+        spec.accel
+    );
+    let run = r
+        .run_ms
+        .map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1e3));
+    match r.outcome {
+        Outcome::Caught => {
+            let f = out.console.failures().next();
+            let _ = writeln!(s, "verdict: CAUGHT — {label}");
+            if let (Some(f), Some(info)) = (f, &r.failure) {
+                let _ = writeln!(s, "  failure kind:      {}", info.kind);
+                let _ = writeln!(
+                    s,
+                    "  variant:           {} ({})",
+                    spec.variant,
+                    spec.variant.summary()
+                );
+                let _ = writeln!(s, "  seed:              {}", seed::show(spec.seed));
+                let _ = writeln!(s, "  caught on:         cpu {}", info.cpu);
+                let _ = writeln!(
+                    s,
+                    "  time to detection: {} ms after the stress run started",
+                    info.ms
+                );
+                let _ = writeln!(s, "  detail:            {}", info.detail);
+                if let Some(st) = &r.stats {
+                    let _ = writeln!(s, "  counters:          {}", counters(st));
+                }
+                let _ = writeln!(
+                    s,
+                    "\ninterleaving (every CPU's last trace events in time order; {} = cpu {}, whose oracle fired):",
+                    finding::MARK,
+                    info.cpu
+                );
+                s.push_str(&finding::interleaving(&f.traces, Some(info.cpu), style));
+            }
+        }
+        Outcome::Clean => {
+            let _ = writeln!(s, "verdict: CLEAN — {label}: no oracle fired in {run}");
+            if let Some(st) = &r.stats {
+                let _ = writeln!(s, "  counters: {}", counters(st));
+            }
+            if r.window_hits() == 0 {
+                let _ = writeln!(
+                    s,
+                    "  WARNING: the race window never opened (0 window hits): this clean run proves nothing"
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "  the race window opened {} times (a split met a busy page while a read-behind swap-in was in flight)",
+                    r.window_hits()
+                );
+            }
+        }
+        Outcome::Hang => {
+            let _ = writeln!(s, "verdict: HANG — {label}");
+            let _ = writeln!(s, "  {}", r.reason);
+            if let Some(h) = &r.hang {
+                match h.by {
+                    HangBy::Watchdog | HangBy::Oracle => {}
+                    HangBy::Timeout => {
+                        let _ = writeln!(
+                            s,
+                            "  (the runner's timeout expired while the kernel still printed: its watchdog did not report)"
+                        );
+                    }
+                    HangBy::SilentTimeout => {
+                        let _ = writeln!(
+                            s,
+                            "  (the console went silent and the kernel's watchdog did not report: a wedged kernel, or a deadlock with interrupts off)"
+                        );
+                    }
+                }
+                for w in &h.waits {
+                    let _ = writeln!(
+                        s,
+                        "  cpu{}: {} (no progress for {} ms)",
+                        w.cpu, w.wait, w.stalled_ms
+                    );
+                }
+            }
+            if let Some(st) = &r.stats {
+                let _ = writeln!(s, "  counters: {}", counters(st));
+            }
+            if let Some(Record::Hang { traces, .. }) = out.console.hang()
+                && !traces.is_empty()
+            {
+                let _ = writeln!(
+                    s,
+                    "\ninterleaving (every CPU's last trace events in time order):"
+                );
+                s.push_str(&finding::interleaving(traces, None, style));
+            }
+        }
+        Outcome::Infra => {
+            let _ = writeln!(
+                s,
+                "verdict: ERROR — {label}: {} — a harness or kernel problem, not a finding about the variant",
+                r.verdict
+            );
+            let _ = writeln!(s, "  {}", r.reason);
+            s.push_str(&render::details(out, "  "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nreplay (same seed and workload; on real CPUs the interleaving may differ):"
+    );
+    let _ = writeln!(s, "  {}", r.replay);
+    let _ = writeln!(
+        s,
+        "exit status {} ({})",
+        r.exit_status,
+        match r.outcome {
+            Outcome::Clean => "clean",
+            Outcome::Caught => "failure found",
+            Outcome::Hang => "hang found",
+            Outcome::Infra => "harness error",
+        }
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::{Accel, Machine};
+    use crate::testkit::*;
+    use crate::verdict::Exit;
+    use std::time::Duration;
+    use stress::{FailureKind, Variant};
+
+    fn spec() -> StressSpec {
+        StressSpec {
+            variant: Variant::Baseline,
+            seed: 0x2a,
+            cpus: 4,
+            duration: Duration::from_secs(5),
+            machine: Machine::Microvm,
+            accel: Accel::Tcg,
+            accel_flag: Some(AccelChoice::Tcg),
+            kernel_flag: None,
+        }
+    }
+
+    #[test]
+    fn failure_report_has_what_a_developer_needs() {
+        let out = outcome(
+            vec![
+                hello(),
+                ready(),
+                failure(Variant::Baseline, 0x2a, FailureKind::Repopulated),
+                done(false, 1300, Some(stats(3))),
+            ],
+            Exit::Status(35),
+        );
+        let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(2));
+        let text = report(&spec(), &out, &r, Style::default());
+        for needle in [
+            "verdict: CAUGHT",
+            "failure kind:      repopulated",
+            "seed:              0x2a",
+            "caught on:         cpu 2",
+            "time to detection: 1234 ms",
+            "split found pindex 3 repopulated",
+            "getpages drops obj 7",
+            "▶ cpu2",
+            "cargo xtask stress --variant baseline --seed 0x2a --cpus 4 --seconds 5 --machine microvm --accel tcg",
+            "exit status 1",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+        }
+        // The event of the CPU that did not catch it is not marked.
+        assert!(text.contains("    cpu0"), "{text}");
+    }
+
+    #[test]
+    fn clean_report_warns_when_the_window_never_opened() {
+        let out = outcome(
+            vec![hello(), ready(), done(true, 5000, Some(stats(0)))],
+            Exit::Status(33),
+        );
+        let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(6));
+        let text = report(&spec(), &out, &r, Style::default());
+        assert!(text.contains("verdict: CLEAN"), "{text}");
+        assert!(text.contains("proves nothing"), "{text}");
+        assert!(text.contains("exit status 0"), "{text}");
+    }
 }

@@ -95,6 +95,7 @@ pub fn spec(qemu: &Path, timeout: Duration) -> runner::boot::BootSpec {
         accel: runner::qemu::Accel::Tcg,
         append: "mode=probe".into(),
         disk_bytes: Some(64 << 20),
+        disk_file: None,
         timeout,
         kernel: PathBuf::from("/nonexistent-kernel"),
         qemu: qemu.to_path_buf(),

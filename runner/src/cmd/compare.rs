@@ -1,0 +1,384 @@
+//! `cargo xtask compare`: the variant × boot matrix on the same seeds,
+//! several QEMUs at once, a progress bar, then one table row per variant
+//! ([`crate::summary`]) and optionally JSON, an SVG plot and JUnit.
+//!
+//! Findings are results: the exit status is 0 when every boot ran, 3 when
+//! some boot hit an infrastructure error (never counted as clean), 2 on bad
+//! usage. In JUnit a case (one per boot) fails only on an infrastructure
+//! error; what the boot found is in its system-out.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use stress::Variant;
+
+use super::Ctx;
+use crate::accel::{AccelChoice, Chooser, fmt_rate};
+use crate::boot;
+use crate::cli::{CompareArgs, host_cpus};
+use crate::error::{EXIT_INFRA, EXIT_OK, Result};
+use crate::json::{self, CompareReport, SCHEMA};
+use crate::matrix::{self, Cell};
+use crate::report::{self, CaseResult};
+use crate::seed;
+use crate::stressrun::{BootResult, Outcome, StressSpec, secs_arg};
+use crate::summary::{VariantSummary, summarize};
+
+pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
+    for (flag, path) in [
+        ("--json", &a.json),
+        ("--plot", &a.plot),
+        ("--junit", &a.junit),
+    ] {
+        if let Some(p) = path {
+            json::ensure_writable(flag, p)?;
+        }
+    }
+    let variants = &a.variants.0;
+    let jobs = a.jobs.map_or_else(host_cpus, |j| j as usize);
+    let kernel = ctx.kernel()?;
+    let qemu = ctx.qemu()?;
+    let b = &a.boot;
+    let resolved = Chooser::new(kernel.clone(), qemu.clone()).resolve(
+        b.accel.unwrap_or(AccelChoice::Auto),
+        b.machine,
+        b.cpus,
+    );
+    let cells = matrix::plan(variants, a.boots, a.seed_base);
+    let last_seed = a.seed_base.wrapping_add(u64::from(a.boots - 1));
+    eprintln!(
+        "compare: {} variant(s) × {} boot(s) = {} boots of {} s on {}/{}cpu/{}, {} at once; seeds {}..={} (--seed-base {})",
+        variants.len(),
+        a.boots,
+        cells.len(),
+        secs_arg(b.seconds),
+        b.machine,
+        b.cpus,
+        resolved.accel,
+        jobs,
+        seed::show(a.seed_base),
+        seed::show(last_seed),
+        seed::show(a.seed_base)
+    );
+    let spec_of = |c: &Cell| StressSpec {
+        variant: c.variant,
+        seed: c.seed,
+        cpus: b.cpus,
+        duration: b.seconds,
+        machine: b.machine,
+        accel: resolved.accel,
+        accel_flag: b.accel,
+        kernel_flag: ctx.kernel.clone(),
+    };
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        ProgressBar::with_draw_target(Some(cells.len() as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} boots, {elapsed} (eta {eta}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(500));
+    let total = cells.len();
+    let t0 = Instant::now();
+    let mut finished = 0usize;
+    let results = matrix::run(
+        &cells,
+        jobs,
+        |_, c| {
+            let spec = spec_of(c);
+            let t = Instant::now();
+            let out = boot::boot(&spec.boot_spec(kernel.clone(), qemu.clone()), &mut |_| {});
+            BootResult::from_outcome(&spec, &out, t.elapsed())
+        },
+        |_, r| {
+            finished += 1;
+            let line = format!("[{finished}/{total}] {}", boot_line(r));
+            if tty {
+                bar.println(line);
+            } else {
+                eprintln!("{line}");
+            }
+            bar.inc(1);
+        },
+    );
+    bar.finish_and_clear();
+    let wall = t0.elapsed();
+    let summaries: Vec<VariantSummary> = variants.iter().map(|v| summarize(*v, &results)).collect();
+
+    println!(
+        "{} boots of {} s per variant on {}/{}cpu/{} ({}), seeds {}..={}; {} at once, {:.1} s wall",
+        a.boots,
+        secs_arg(b.seconds),
+        b.machine,
+        b.cpus,
+        resolved.accel,
+        resolved.why,
+        seed::show(a.seed_base),
+        seed::show(last_seed),
+        jobs,
+        wall.as_secs_f64()
+    );
+    println!("{}", table(&summaries));
+    print!("{}", notes(&summaries, &results));
+
+    if let Some(p) = &a.json {
+        let report = CompareReport {
+            schema: SCHEMA,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            machine: b.machine,
+            accel: resolved.accel,
+            accel_why: resolved.why.clone(),
+            cpus: b.cpus,
+            seconds: b.seconds.as_secs_f64(),
+            boots_per_variant: a.boots,
+            seed_base: a.seed_base,
+            jobs,
+            wall_ms: wall.as_millis() as u64,
+            variants: summaries.clone(),
+            boots: results.clone(),
+        };
+        json::write_atomic(p, &report)?;
+        eprintln!("JSON written to {}", p.display());
+    }
+    if let Some(p) = &a.plot {
+        crate::plot::write(p, variants, &results, b.seconds.as_secs_f64() * 1e3)?;
+        eprintln!("plot written to {}", p.display());
+    }
+    if let Some(p) = &a.junit {
+        report::write_junit(p, &junit_cases(&results))?;
+        eprintln!("JUnit XML written to {}", p.display());
+    }
+    Ok(if results.iter().any(|r| r.outcome == Outcome::Infra) {
+        EXIT_INFRA
+    } else {
+        EXIT_OK
+    })
+}
+
+/// One line per finished boot.
+pub fn boot_line(r: &BootResult) -> String {
+    let what = match (r.outcome, &r.failure, &r.hang) {
+        (Outcome::Caught, Some(f), _) => {
+            format!("caught {} on cpu {} at {} ms", f.kind, f.cpu, f.ms)
+        }
+        (Outcome::Hang, _, Some(h)) => format!("hang ({} ms)", h.ms),
+        (Outcome::Clean, _, _) => format!("clean, {} window hits", r.window_hits()),
+        (Outcome::Infra, _, _) => format!(
+            "ERROR {}: {}",
+            r.verdict,
+            crate::console::preview(&r.reason)
+        ),
+        (o, _, _) => o.to_string(),
+    };
+    format!("{} seed {}: {what}", r.variant, seed::show(r.seed))
+}
+
+fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map_or("-".into(), f)
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+/// The table: one row per variant.
+pub fn table(rows: &[VariantSummary]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header([
+        "variant",
+        "verdict",
+        "boots",
+        "failed",
+        "rate [95% CI]",
+        "failure kinds",
+        "hangs",
+        "infra",
+        "median TTF",
+        "window hits total/min",
+        "wasted/discarded/leaked",
+        "faults/s",
+        "forks/s",
+    ]);
+    for s in rows {
+        let kinds = if s.failure_kinds.is_empty() {
+            "-".to_string()
+        } else {
+            s.failure_kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        t.add_row([
+            s.variant.to_string(),
+            s.verdict.to_string(),
+            s.boots.to_string(),
+            s.failed_boots.to_string(),
+            match (s.failure_rate, s.failure_rate_low, s.failure_rate_high) {
+                (Some(r), Some(lo), Some(hi)) => format!("{} [{}–{}]", pct(r), pct(lo), pct(hi)),
+                _ => "-".into(),
+            },
+            kinds,
+            s.hangs.to_string(),
+            s.infra.to_string(),
+            opt(s.median_ttf_ms, |ms| format!("{ms:.0} ms")),
+            format!(
+                "{}/{}",
+                s.window_hits,
+                opt(s.window_hits_min, |m| m.to_string())
+            ),
+            format!("{}/{}/{}", s.wasted, s.discarded, s.leaked),
+            opt(s.faults_per_s, fmt_rate),
+            opt(s.forks_per_s, |f| format!("{f:.1}")),
+        ]);
+    }
+    t
+}
+
+/// Under the table: why each verdict, the first failure of every caught
+/// variant with its replay command, and every infrastructure error.
+pub fn notes(rows: &[VariantSummary], boots: &[BootResult]) -> String {
+    let mut s = String::new();
+    for r in rows {
+        s.push_str(&format!("  {}: {} — {}\n", r.variant, r.verdict, r.why));
+        if let Some(b) = first_of(boots, r.variant, Outcome::Caught) {
+            s.push_str(&format!(
+                "      first failure: {}\n      replay: {}\n",
+                b.reason, b.replay
+            ));
+        }
+        if let Some(b) = first_of(boots, r.variant, Outcome::Hang) {
+            s.push_str(&format!(
+                "      first hang: {}\n      replay: {}\n",
+                b.reason, b.replay
+            ));
+        }
+    }
+    let infra: Vec<&BootResult> = boots
+        .iter()
+        .filter(|b| b.outcome == Outcome::Infra)
+        .collect();
+    if !infra.is_empty() {
+        s.push_str(&format!(
+            "{} boot(s) hit an infrastructure error (not counted as clean):\n",
+            infra.len()
+        ));
+        for b in infra {
+            s.push_str(&format!(
+                "  {} seed {}: {}: {}\n",
+                b.variant,
+                seed::show(b.seed),
+                b.verdict,
+                b.reason
+            ));
+        }
+    }
+    s
+}
+
+fn first_of(boots: &[BootResult], v: Variant, o: Outcome) -> Option<&BootResult> {
+    boots.iter().find(|b| b.variant == v && b.outcome == o)
+}
+
+/// JUnit cases: one per boot, failed only on an infrastructure error.
+pub fn junit_cases(boots: &[BootResult]) -> Vec<CaseResult> {
+    boots
+        .iter()
+        .map(|b| {
+            let ok = b.outcome != Outcome::Infra;
+            CaseResult {
+                name: format!("{}/{}", b.variant, seed::show(b.seed)),
+                ok,
+                message: format!("{}; replay: {}", boot_line(b), b.replay),
+                details: if ok {
+                    String::new()
+                } else {
+                    format!("{}: {}\nreplay: {}", b.verdict, b.reason, b.replay)
+                },
+                time: Duration::from_millis(b.elapsed_ms),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stressrun::FailureInfo;
+    use crate::testkit::result;
+    use stress::FailureKind;
+
+    fn boots() -> Vec<BootResult> {
+        let mut c = result(Variant::Baseline, Outcome::Caught, 1);
+        c.failure = Some(FailureInfo {
+            kind: FailureKind::Repopulated,
+            cpu: 2,
+            ms: 812,
+            detail: "pindex 3".into(),
+        });
+        c.reason = "repopulated on cpu 2 after 812 ms: pindex 3".into();
+        c.replay = "cargo xtask stress --variant baseline --seed 0x1".into();
+        let mut i = result(Variant::SwapPrealloc, Outcome::Infra, 0);
+        i.seed = 2;
+        i.verdict = "Panic".into();
+        i.reason = "cpu 1: boom".into();
+        vec![c, result(Variant::SwapPrealloc, Outcome::Clean, 4), i]
+    }
+
+    #[test]
+    fn junit_fails_only_on_infrastructure_errors() {
+        let cases = junit_cases(&boots());
+        assert_eq!(
+            cases
+                .iter()
+                .map(|c| (c.name.as_str(), c.ok))
+                .collect::<Vec<_>>(),
+            vec![
+                ("baseline/0x1", true),
+                ("swap-prealloc/0x1", true),
+                ("swap-prealloc/0x2", false)
+            ]
+        );
+        assert!(
+            cases[0]
+                .message
+                .contains("caught repopulated on cpu 2 at 812 ms")
+        );
+        assert!(cases[0].message.contains("replay: cargo xtask stress"));
+        let xml = report::junit(&cases).to_string().expect("xml");
+        assert!(xml.contains("failures=\"1\""), "{xml}");
+        assert!(
+            xml.contains("<system-out>baseline seed 0x1: caught repopulated"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn table_and_notes_show_verdicts_and_replays() {
+        let b = boots();
+        let rows = vec![
+            summarize(Variant::Baseline, &b),
+            summarize(Variant::SwapPrealloc, &b),
+        ];
+        let t = table(&rows).to_string();
+        assert!(t.contains("caught") && t.contains("inconclusive"), "{t}");
+        assert!(t.contains("100% [21%–100%]"), "{t}");
+        assert!(t.contains("repopulated 1"), "{t}");
+        assert!(t.contains("812 ms"), "{t}");
+        let n = notes(&rows, &b);
+        assert!(
+            n.contains("replay: cargo xtask stress --variant baseline --seed 0x1"),
+            "{n}"
+        );
+        assert!(n.contains("1 boot(s) hit an infrastructure error"), "{n}");
+        assert!(
+            n.contains("swap-prealloc seed 0x2: Panic: cpu 1: boom"),
+            "{n}"
+        );
+    }
+}

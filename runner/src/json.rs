@@ -1,0 +1,222 @@
+//! The JSON reports and how output files are written: `compare --json`
+//! ([`CompareReport`]: every boot and the per-variant summaries),
+//! `stress --json` (one [`BootResult`]); files are written atomically
+//! (a temp file in the same directory, then rename), and every output path
+//! is checked before the first boot so that a typo costs no boot time.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::qemu::{Accel, Machine};
+use crate::seed;
+use crate::stressrun::BootResult;
+use crate::summary::VariantSummary;
+
+/// Version of the report layout.
+pub const SCHEMA: u32 = 1;
+
+/// What `compare --json` writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareReport {
+    pub schema: u32,
+    /// The command that made it.
+    pub command: String,
+    pub machine: Machine,
+    pub accel: Accel,
+    /// Why that accelerator.
+    pub accel_why: String,
+    pub cpus: u32,
+    pub seconds: f64,
+    pub boots_per_variant: u32,
+    #[serde(with = "seed::serde_hex")]
+    pub seed_base: u64,
+    pub jobs: usize,
+    /// Wall time of the whole matrix.
+    pub wall_ms: u64,
+    /// One summary per variant, in the order asked.
+    pub variants: Vec<VariantSummary>,
+    /// Every boot, in plan order.
+    pub boots: Vec<BootResult>,
+}
+
+/// Serializes `value` (pretty) and writes it to `path` atomically.
+pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("cannot serialize the report")?;
+    text.push('\n');
+    write_file_atomic(path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".forkswap-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot rename the temp file to {}", path.display()))?;
+    Ok(())
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks that `path` can be written (its directory is made when missing):
+/// a usage error naming `flag` otherwise.
+pub fn ensure_writable(flag: &str, path: &Path) -> Result<(), Error> {
+    let bad = |why: String| Error::usage(format!("{flag} {}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(bad("is a directory".into()));
+    }
+    if path.file_name().is_none() {
+        return Err(bad("names no file".into()));
+    }
+    let dir = parent(path);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    tempfile::Builder::new()
+        .prefix(".forkswap-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| bad(format!("cannot write in {}: {e}", dir.display())))
+}
+
+/// Reads a compare report back.
+pub fn read_compare(path: &Path) -> anyhow::Result<CompareReport> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a compare report", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stressrun::{FailureInfo, HangBy, HangInfo, Outcome};
+    use crate::summary::summarize;
+    use crate::testkit::result;
+    use stress::proto::CpuWait;
+    use stress::{FailureKind, Variant};
+
+    fn report() -> CompareReport {
+        let mut caught = result(Variant::Baseline, Outcome::Caught, 2);
+        caught.seed = u64::MAX;
+        caught.failure = Some(FailureInfo {
+            kind: FailureKind::Repopulated,
+            cpu: 3,
+            ms: 812,
+            detail: "pindex 3 \"moved\" twice".into(),
+        });
+        let mut hang = result(Variant::SplitPipwait, Outcome::Hang, 0);
+        hang.hang = Some(HangInfo {
+            ms: 3000,
+            waits: vec![CpuWait {
+                cpu: 0,
+                wait: "pip obj 3".into(),
+                stalled_ms: 3000,
+            }],
+            by: HangBy::Watchdog,
+        });
+        let boots = vec![
+            caught,
+            result(Variant::SwapPrealloc, Outcome::Clean, 4),
+            result(Variant::SwapPrealloc, Outcome::Infra, 0),
+            hang,
+        ];
+        CompareReport {
+            schema: SCHEMA,
+            command: "cargo xtask compare".into(),
+            machine: Machine::Microvm,
+            accel: Accel::Tcg,
+            accel_why: "--accel tcg".into(),
+            cpus: 4,
+            seconds: 5.0,
+            boots_per_variant: 1,
+            seed_base: 1,
+            jobs: 2,
+            wall_ms: 12_345,
+            variants: [
+                Variant::Baseline,
+                Variant::SwapPrealloc,
+                Variant::SplitPipwait,
+            ]
+            .iter()
+            .map(|v| summarize(*v, &boots))
+            .collect(),
+            boots,
+        }
+    }
+
+    #[test]
+    fn report_round_trips_through_an_atomic_write() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sub/compare.json");
+        ensure_writable("--json", &path).expect("writable");
+        let r = report();
+        write_atomic(&path, &r).expect("write");
+        let back = read_compare(&path).expect("read");
+        assert_eq!(back, r);
+        // Written again over the old file; no temp file left behind.
+        write_atomic(&path, &r).expect("rewrite");
+        let names: Vec<String> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["compare.json".to_string()]);
+    }
+
+    #[test]
+    fn json_uses_the_documented_names() {
+        let v: serde_json::Value = serde_json::to_value(report()).expect("json");
+        let b = &v["boots"][0];
+        assert_eq!(b["seed"], "0xffffffffffffffff");
+        assert_eq!(b["variant"], "baseline");
+        assert_eq!(b["outcome"], "caught");
+        assert_eq!(b["machine"], "microvm");
+        assert_eq!(b["failure"]["kind"], "repopulated");
+        assert_eq!(b["hang"], serde_json::Value::Null);
+        assert_eq!(v["boots"][3]["hang"]["by"], "watchdog");
+        let s = &v["variants"][0];
+        for key in [
+            "variant",
+            "boots",
+            "failed_boots",
+            "hangs",
+            "window_hits",
+            "failure_kinds",
+        ] {
+            assert!(!s[key].is_null(), "summary lacks {key}: {s}");
+        }
+        assert_eq!(s["failure_kinds"]["repopulated"], 1);
+        assert_eq!(v["variants"][1]["verdict"], "inconclusive");
+        assert_eq!(v["variants"][2]["verdict"], "hangs");
+        assert_eq!(v["seed_base"], "0x1");
+    }
+
+    #[test]
+    fn unwritable_paths_are_usage_errors() {
+        let dir = tempfile::tempdir().expect("dir");
+        let e = ensure_writable("--json", dir.path()).expect_err("a directory");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("--json "), "{e}");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").expect("write");
+        let e =
+            ensure_writable("--plot", &file.join("under-a-file.svg")).expect_err("under a file");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--plot"), "{e}");
+    }
+}

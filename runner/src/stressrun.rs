@@ -1,0 +1,638 @@
+//! One stress boot: what to boot ([`StressSpec`]: the `mode=stress` kernel
+//! command line, its timeout, the replay command) and what the boot found
+//! ([`BootResult`], the per-boot record that `stress --json` and
+//! `compare --json` write), classified as an [`Outcome`].
+//!
+//! The classification (documented in the README):
+//! - `caught`: an oracle fired — a `Failure` record of a finding kind
+//!   (repopulated, duplicate-page, stale-data, freed-mapped, conservation);
+//! - `hang`: the kernel's watchdog reported a `Hang` (or a `Failure` of kind
+//!   hang), or the runner's timeout expired (console busy or silent);
+//! - `clean`: `Done{pass}` with the final counters, Pass exit, clean console;
+//! - `infra`: everything else — QEMU failed, a kernel panic or CPU exception
+//!   (a kernel bug, not a finding about a variant), a garbled or cut console,
+//!   a `swap-io` failure (the disk failed, says the contract), a Fail without
+//!   a Failure record, or a Failure naming another variant or seed than the
+//!   one booted. An infra boot is never counted as clean.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stress::proto::{CpuWait, Record};
+use stress::{FailureKind, Stats, Variant};
+
+use crate::accel::AccelChoice;
+use crate::boot::{BootOutcome, BootSpec};
+use crate::disk;
+use crate::error::{EXIT_FAILURE, EXIT_INFRA, EXIT_OK};
+use crate::qemu::{Accel, DEFAULT_MEM_MIB, Machine};
+use crate::seed;
+use crate::verdict::{Exit, Verdict};
+
+/// Time allowed beyond the stress duration under TCG: boot, set-up,
+/// conservation audits and teardown (a few hundred ms alone, but several
+/// QEMUs may share two host cores).
+pub const MARGIN_TCG: Duration = Duration::from_secs(30);
+/// The same under KVM (this machine's nested KVM is very slow).
+pub const MARGIN_KVM: Duration = Duration::from_secs(120);
+
+/// What one stress boot runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StressSpec {
+    pub variant: Variant,
+    pub seed: u64,
+    pub cpus: u32,
+    /// How long the kernel stresses (`duration_ms`).
+    pub duration: Duration,
+    pub machine: Machine,
+    /// The accelerator this boot uses.
+    pub accel: Accel,
+    /// `--accel` as the user gave it (repeated in the replay command).
+    pub accel_flag: Option<AccelChoice>,
+    /// `--kernel` as the user gave it (repeated in the replay command).
+    pub kernel_flag: Option<PathBuf>,
+}
+
+impl StressSpec {
+    /// `duration_ms` for the kernel (at least 1).
+    pub fn duration_ms(&self) -> u64 {
+        (self.duration.as_secs_f64() * 1e3).round().max(1.0) as u64
+    }
+
+    /// The kernel command line.
+    pub fn append(&self) -> String {
+        format!(
+            "mode=stress variant={} seed={} duration_ms={}",
+            self.variant,
+            seed::show(self.seed),
+            self.duration_ms()
+        )
+    }
+
+    /// The duration plus the margin of the accelerator.
+    pub fn timeout(&self) -> Duration {
+        self.duration
+            + match self.accel {
+                Accel::Tcg => MARGIN_TCG,
+                Accel::Kvm => MARGIN_KVM,
+            }
+    }
+
+    /// The boot engine's spec.
+    pub fn boot_spec(&self, kernel: PathBuf, qemu: PathBuf) -> BootSpec {
+        BootSpec {
+            machine: self.machine,
+            cpus: self.cpus,
+            mem_mib: DEFAULT_MEM_MIB,
+            accel: self.accel,
+            append: self.append(),
+            disk_bytes: Some(disk::DEFAULT_MIB << 20),
+            disk_file: None,
+            timeout: self.timeout(),
+            kernel,
+            qemu,
+        }
+    }
+
+    /// The command that runs this boot again: same variant, seed, CPUs,
+    /// duration and machine (and `--accel`/`--kernel` when they were given).
+    /// The workload is the same; the interleaving on real CPUs may differ.
+    pub fn replay(&self) -> String {
+        let mut s = String::from("cargo xtask");
+        if let Some(k) = &self.kernel_flag {
+            s.push_str(&format!(
+                " --kernel {}",
+                shell_word(&k.display().to_string())
+            ));
+        }
+        s.push_str(&format!(
+            " stress --variant {} --seed {} --cpus {} --seconds {} --machine {}",
+            self.variant,
+            seed::show(self.seed),
+            self.cpus,
+            secs_arg(self.duration),
+            self.machine
+        ));
+        if let Some(a) = self.accel_flag {
+            s.push_str(&format!(" --accel {a}"));
+        }
+        s
+    }
+}
+
+/// Seconds as a command-line argument: `5`, `2.5`, `0.25`.
+pub fn secs_arg(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}", ms / 1000)
+    } else {
+        let s = format!("{:.3}", d.as_secs_f64());
+        s.trim_end_matches('0').to_string()
+    }
+}
+
+/// A word for a shell command line, quoted when it needs to be.
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+/// What a boot amounted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// An oracle caught a failure.
+    Caught,
+    /// The run ended cleanly.
+    Clean,
+    /// The kernel's watchdog or the runner's timeout saw a hang.
+    Hang,
+    /// The boot could not tell anything about the variant (see the module doc).
+    Infra,
+}
+
+impl Outcome {
+    /// The name used in tables and JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::Caught => "caught",
+            Outcome::Clean => "clean",
+            Outcome::Hang => "hang",
+            Outcome::Infra => "infra",
+        }
+    }
+
+    /// The exit status of `cargo xtask stress` for this outcome.
+    pub const fn exit_status(self) -> u8 {
+        match self {
+            Outcome::Clean => EXIT_OK,
+            Outcome::Caught | Outcome::Hang => EXIT_FAILURE,
+            Outcome::Infra => EXIT_INFRA,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The failure an oracle reported (without its traces).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureInfo {
+    pub kind: FailureKind,
+    pub cpu: u32,
+    /// Time to detection: ms since the stress run started.
+    pub ms: u64,
+    pub detail: String,
+}
+
+/// Who noticed a hang.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HangBy {
+    /// The kernel's watchdog (a `Hang` record, or the Hang exit status).
+    Watchdog,
+    /// An oracle's `Failure` of kind hang.
+    Oracle,
+    /// The runner's timeout, with the console still busy.
+    Timeout,
+    /// The runner's timeout, with the console silent.
+    SilentTimeout,
+}
+
+/// A hang.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HangInfo {
+    /// The kernel's stall time, or the runner's timeout.
+    pub ms: u64,
+    /// What every CPU waited on (from the kernel's `Hang` record).
+    pub waits: Vec<CpuWait>,
+    pub by: HangBy,
+}
+
+/// One boot's result: the per-boot record of the JSON reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BootResult {
+    pub variant: Variant,
+    #[serde(with = "seed::serde_hex")]
+    pub seed: u64,
+    pub cpus: u32,
+    pub seconds: f64,
+    pub machine: Machine,
+    pub accel: Accel,
+    pub outcome: Outcome,
+    /// The boot engine's verdict (`Pass`, `Fail`, `Hang`, `Panic`, ...).
+    pub verdict: String,
+    /// One line: why.
+    pub reason: String,
+    /// `cargo xtask stress`'s exit status for this boot (0, 1 or 3).
+    pub exit_status: u8,
+    /// QEMU's exit status (`None` when it was killed or did not start).
+    pub qemu_status: Option<i32>,
+    pub failure: Option<FailureInfo>,
+    pub hang: Option<HangInfo>,
+    /// The last counters: `Done`'s, else the last `Progress`'s.
+    pub stats: Option<Stats>,
+    /// The stress run's own length in ms (`Done.ms`, else the last `Progress.ms`).
+    pub run_ms: Option<u64>,
+    /// Wall time of the whole boot (QEMU spawn to exit or kill).
+    pub elapsed_ms: u64,
+    /// The command that runs it again.
+    pub replay: String,
+}
+
+impl BootResult {
+    /// Judges a stress boot.
+    pub fn from_outcome(spec: &StressSpec, out: &BootOutcome, elapsed: Duration) -> Self {
+        let (stats, run_ms) = last_stats(out);
+        let failure_rec = out.console.failures().next();
+        let failure = failure_rec.map(|f| FailureInfo {
+            kind: f.kind,
+            cpu: f.cpu,
+            ms: f.ms,
+            detail: f.detail.clone(),
+        });
+        let watchdog = out.console.hang().and_then(|r| match r {
+            Record::Hang { ms, waits, .. } => Some(HangInfo {
+                ms: *ms,
+                waits: waits.clone(),
+                by: HangBy::Watchdog,
+            }),
+            _ => None,
+        });
+        let verdict = *out.verdict();
+        let timeout_ms = spec.timeout().as_millis() as u64;
+        let mut reason = out.judgement.reason.clone();
+        let (outcome, hang) = match verdict {
+            Verdict::Pass if stats.is_some() => (Outcome::Clean, None),
+            Verdict::Pass => {
+                reason =
+                    "Done{pass} without the final counters (the contract wants Done.stats)".into();
+                (Outcome::Infra, None)
+            }
+            Verdict::Fail => match failure_rec {
+                Some(f) if f.variant != spec.variant || f.seed != spec.seed => {
+                    reason = format!(
+                        "the kernel's Failure names variant {} seed {} but the boot asked for variant {} seed {}",
+                        f.variant,
+                        seed::show(f.seed),
+                        spec.variant,
+                        seed::show(spec.seed)
+                    );
+                    (Outcome::Infra, None)
+                }
+                Some(f) if f.kind == FailureKind::SwapIo => {
+                    reason = format!(
+                        "the swap disk failed (an infrastructure error): {}",
+                        f.detail
+                    );
+                    (Outcome::Infra, None)
+                }
+                Some(f) if f.kind == FailureKind::Hang => (
+                    Outcome::Hang,
+                    Some(HangInfo {
+                        ms: f.ms,
+                        waits: Vec::new(),
+                        by: HangBy::Oracle,
+                    }),
+                ),
+                Some(f) => {
+                    reason = format!(
+                        "{} on cpu {} after {} ms: {}",
+                        f.kind, f.cpu, f.ms, f.detail
+                    );
+                    (Outcome::Caught, None)
+                }
+                None => {
+                    reason = format!("the kernel failed without a Failure record: {reason}");
+                    (Outcome::Infra, None)
+                }
+            },
+            Verdict::Hang => (
+                Outcome::Hang,
+                Some(watchdog.unwrap_or(HangInfo {
+                    ms: if out.exit == Exit::TimedOut {
+                        timeout_ms
+                    } else {
+                        run_ms.unwrap_or_default()
+                    },
+                    waits: Vec::new(),
+                    by: if out.exit == Exit::TimedOut {
+                        HangBy::Timeout
+                    } else {
+                        HangBy::Watchdog
+                    },
+                })),
+            ),
+            Verdict::HangSilent => (
+                Outcome::Hang,
+                Some(HangInfo {
+                    ms: timeout_ms,
+                    waits: Vec::new(),
+                    by: HangBy::SilentTimeout,
+                }),
+            ),
+            Verdict::Panic
+            | Verdict::TripleFault
+            | Verdict::Garbled
+            | Verdict::Crashed
+            | Verdict::QemuFailed
+            | Verdict::Infra => (Outcome::Infra, None),
+        };
+        BootResult {
+            variant: spec.variant,
+            seed: spec.seed,
+            cpus: spec.cpus,
+            seconds: spec.duration.as_secs_f64(),
+            machine: spec.machine,
+            accel: spec.accel,
+            outcome,
+            verdict: verdict.name().into(),
+            reason: crate::error::one_line(&reason),
+            exit_status: outcome.exit_status(),
+            qemu_status: match out.exit {
+                Exit::Status(s) => Some(s),
+                _ => None,
+            },
+            failure: if outcome == Outcome::Caught {
+                failure
+            } else {
+                None
+            },
+            hang,
+            stats,
+            run_ms,
+            elapsed_ms: elapsed.as_millis() as u64,
+            replay: spec.replay(),
+        }
+    }
+
+    /// Window hits of the boot (0 without counters).
+    pub fn window_hits(&self) -> u64 {
+        self.stats.as_ref().map_or(0, |s| s.window_hits)
+    }
+}
+
+/// The last counters and run time a boot reported: `Done`'s when it has
+/// them, else the last `Progress`'s.
+pub fn last_stats(out: &BootOutcome) -> (Option<Stats>, Option<u64>) {
+    let mut best: (Option<Stats>, Option<u64>) = (None, None);
+    for r in out.console.records() {
+        match r {
+            Record::Progress { ms, stats } => best = (Some(stats.clone()), Some(*ms)),
+            Record::Done { ms, stats, .. } => {
+                if let Some(s) = stats {
+                    best = (Some(s.clone()), Some(*ms));
+                } else if best.0.is_some() {
+                    best.1 = Some(*ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    pub(crate) fn spec() -> StressSpec {
+        StressSpec {
+            variant: Variant::Baseline,
+            seed: 0x2a,
+            cpus: 4,
+            duration: Duration::from_secs(5),
+            machine: Machine::Microvm,
+            accel: Accel::Tcg,
+            accel_flag: None,
+            kernel_flag: None,
+        }
+    }
+
+    #[test]
+    fn kernel_command_line_and_timeout() {
+        let s = spec();
+        assert_eq!(
+            s.append(),
+            "mode=stress variant=baseline seed=0x2a duration_ms=5000"
+        );
+        assert_eq!(s.timeout(), Duration::from_secs(35));
+        let s = StressSpec {
+            duration: Duration::from_micros(100),
+            accel: Accel::Kvm,
+            ..spec()
+        };
+        assert_eq!(s.duration_ms(), 1);
+        assert_eq!(s.timeout(), Duration::from_micros(100) + MARGIN_KVM);
+    }
+
+    #[test]
+    fn replay_command_repeats_what_matters() {
+        assert_eq!(
+            spec().replay(),
+            "cargo xtask stress --variant baseline --seed 0x2a --cpus 4 --seconds 5 --machine microvm"
+        );
+        let s = StressSpec {
+            variant: Variant::SwapClip,
+            seed: u64::MAX,
+            cpus: 2,
+            duration: Duration::from_millis(2500),
+            machine: Machine::Q35,
+            accel_flag: Some(AccelChoice::Tcg),
+            kernel_flag: Some(PathBuf::from("/tmp/my kernel")),
+            ..spec()
+        };
+        assert_eq!(
+            s.replay(),
+            "cargo xtask --kernel '/tmp/my kernel' stress --variant swap-clip --seed 0xffffffffffffffff \
+             --cpus 2 --seconds 2.5 --machine q35 --accel tcg"
+        );
+        assert_eq!(secs_arg(Duration::from_millis(250)), "0.25");
+        assert_eq!(secs_arg(Duration::from_secs(60)), "60");
+    }
+
+    fn judge(records: Vec<Record>, exit: Exit) -> BootResult {
+        let out = outcome(records, exit);
+        BootResult::from_outcome(&spec(), &out, Duration::from_millis(5300))
+    }
+
+    #[test]
+    fn clean_run_keeps_the_final_counters() {
+        let r = judge(
+            vec![
+                hello(),
+                ready(),
+                progress(250, 1),
+                done(true, 5000, Some(stats(7))),
+            ],
+            Exit::Status(33),
+        );
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Clean, 0), "{r:?}");
+        assert_eq!((r.window_hits(), r.run_ms), (7, Some(5000)));
+        assert_eq!((r.failure.clone(), r.hang.clone()), (None, None));
+        assert_eq!((r.elapsed_ms, r.qemu_status), (5300, Some(33)));
+        assert_eq!(r.replay, spec().replay());
+        // Done without counters breaks the contract: not clean.
+        let r = judge(
+            vec![hello(), ready(), done(true, 5000, None)],
+            Exit::Status(33),
+        );
+        assert_eq!(r.outcome, Outcome::Infra, "{r:?}");
+    }
+
+    #[test]
+    fn oracle_failure_is_caught_with_its_facts() {
+        let r = judge(
+            vec![
+                hello(),
+                ready(),
+                progress(250, 2),
+                failure(Variant::Baseline, 0x2a, FailureKind::Repopulated),
+                done(false, 1300, Some(stats(3))),
+            ],
+            Exit::Status(35),
+        );
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Caught, 1), "{r:?}");
+        let f = r.failure.clone().expect("failure");
+        assert_eq!((f.kind, f.cpu, f.ms), (FailureKind::Repopulated, 2, 1234));
+        assert!(
+            r.reason.starts_with("repopulated on cpu 2 after 1234 ms"),
+            "{}",
+            r.reason
+        );
+        assert_eq!(r.window_hits(), 3);
+    }
+
+    #[test]
+    fn failures_that_say_nothing_about_the_variant_are_infra() {
+        for (rec, why) in [
+            (
+                failure(Variant::SwapClip, 0x2a, FailureKind::Repopulated),
+                "names variant swap-clip",
+            ),
+            (
+                failure(Variant::Baseline, 0x2b, FailureKind::Repopulated),
+                "seed 0x2b",
+            ),
+            (
+                failure(Variant::Baseline, 0x2a, FailureKind::SwapIo),
+                "swap disk failed",
+            ),
+        ] {
+            let r = judge(
+                vec![hello(), ready(), rec, done(false, 1300, Some(stats(0)))],
+                Exit::Status(35),
+            );
+            assert_eq!((r.outcome, r.exit_status), (Outcome::Infra, 3), "{r:?}");
+            assert!(r.reason.contains(why), "{}", r.reason);
+            assert_eq!(r.failure, None);
+        }
+        let r = judge(
+            vec![hello(), ready(), done(false, 10, Some(stats(0)))],
+            Exit::Status(35),
+        );
+        assert_eq!(r.outcome, Outcome::Infra);
+        assert!(
+            r.reason.contains("without a Failure record"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn hangs_from_the_watchdog_an_oracle_or_the_timeout() {
+        let hang = Record::Hang {
+            ms: 3100,
+            waits: vec![CpuWait {
+                cpu: 1,
+                wait: "pip obj 3".into(),
+                stalled_ms: 3100,
+            }],
+            traces: vec![],
+        };
+        let r = judge(
+            vec![
+                hello(),
+                ready(),
+                progress(250, 0),
+                hang,
+                done(false, 3500, Some(stats(0))),
+            ],
+            Exit::Status(39),
+        );
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Hang, 1), "{r:?}");
+        let h = r.hang.clone().expect("hang");
+        assert_eq!((h.ms, h.by, h.waits.len()), (3100, HangBy::Watchdog, 1));
+
+        let r = judge(
+            vec![
+                hello(),
+                ready(),
+                failure(Variant::Baseline, 0x2a, FailureKind::Hang),
+                done(false, 1, None),
+            ],
+            Exit::Status(35),
+        );
+        assert_eq!(
+            (r.outcome, r.hang.map(|h| h.by)),
+            (Outcome::Hang, Some(HangBy::Oracle))
+        );
+
+        // Timed out with nothing since Ready: a silent hang at the timeout.
+        let r = judge(vec![hello(), ready()], Exit::TimedOut);
+        assert_eq!(r.outcome, Outcome::Hang, "{r:?}");
+        assert_eq!(
+            r.hang.map(|h| (h.by, h.ms)),
+            Some((HangBy::SilentTimeout, 35_000))
+        );
+    }
+
+    #[test]
+    fn crashes_panics_and_garbage_are_infra() {
+        let panic = Record::Panic {
+            cpu: 1,
+            message: "boom".into(),
+            exception: None,
+        };
+        let r = judge(vec![hello(), ready(), panic], Exit::Status(37));
+        assert_eq!((r.outcome, r.verdict.as_str()), (Outcome::Infra, "Panic"));
+        let r = judge(vec![hello(), ready(), progress(250, 1)], Exit::Signal(9));
+        assert_eq!((r.outcome, r.verdict.as_str()), (Outcome::Infra, "Crashed"));
+        assert_eq!(r.qemu_status, None);
+        // A lost record (sequence gap) is garbled, never clean.
+        let mut out = outcome(vec![hello(), ready()], Exit::Status(33));
+        let line = stress::proto::encode(&stress::proto::Frame {
+            seq: 5,
+            cpu: 0,
+            rec: done(true, 5000, Some(stats(3))),
+        });
+        out.console.push(
+            line.as_bytes(),
+            Duration::from_secs(1),
+            crate::console::LineEnd::Newline,
+        );
+        let j = crate::verdict::judge(
+            &out.console,
+            &crate::verdict::Ending {
+                exit: &Exit::Status(33),
+                stderr_tail: &[],
+                elapsed: Duration::from_secs(1),
+                quiet: Duration::from_secs(2),
+            },
+        );
+        out.judgement = j;
+        let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(1));
+        assert_eq!((r.outcome, r.verdict.as_str()), (Outcome::Infra, "Garbled"));
+    }
+}
