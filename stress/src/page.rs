@@ -143,7 +143,18 @@ impl PageTable {
 
     /// Copies `src`'s contents into `dst` (`pmap_copy_page`).
     pub(crate) fn copy(&self, src: FrameId, dst: FrameId) {
-        let tmp: Box<PageData> = Box::new(**self.frame(src).data.lock());
-        **self.frame(dst).data.lock() = *tmp;
+        if src == dst {
+            return;
+        }
+        // Lock in frame order: two CPUs copying in opposite directions
+        // cannot deadlock.
+        let (a, b) = (self.frame(src), self.frame(dst));
+        if src < dst {
+            let s = a.data.lock();
+            b.data.lock().copy_from_slice(&s[..]);
+        } else {
+            let mut d = b.data.lock();
+            d.copy_from_slice(&a.data.lock()[..]);
+        }
     }
 }

@@ -161,6 +161,10 @@ impl VmConfig {
 pub struct Td {
     pub cpu: usize,
     pub rng: oorandom::Rand64,
+    /// Whether injected delays apply to this thread (the workload turns
+    /// them off for the fork loop, so that it forks often while faulting
+    /// threads linger in the windows).
+    pub delays: bool,
 }
 
 impl Td {
@@ -170,6 +174,7 @@ impl Td {
         Td {
             cpu,
             rng: oorandom::Rand64::new(mix as u128 | ((seed as u128) << 64)),
+            delays: true,
         }
     }
 
@@ -300,7 +305,8 @@ impl<P: Platform> Vm<P> {
     /// Passes a named site: scripted gates, scheduling point, delay injection.
     pub fn site(&self, td: &mut Td, site: Site) -> Res<()> {
         self.p.site(td.cpu, site);
-        if let Some(d) = self.cfg.delays.iter().find(|d| d.site == site)
+        if td.delays
+            && let Some(d) = self.cfg.delays.iter().find(|d| d.site == site)
             && td.chance(d.per_64k)
         {
             let ns = 1 + td.below(d.max_ns.max(1));

@@ -5,6 +5,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::fork::Region;
 use crate::platform::{Platform, Site};
@@ -46,8 +47,10 @@ pub struct Workload {
     /// Layout of every parent image.
     pub regions: Vec<Region>,
     pub parents: usize,
-    /// Chance that a fault-thread access is a store.
-    pub store_per_64k: u32,
+    /// Chance that a fault-thread access is a store: even-numbered CPUs use
+    /// the first rate (writers: dirty pages, copy-on-write), odd ones the
+    /// second (readers: clean swap-ins with read-behind).
+    pub store_per_64k: [u32; 2],
     /// Loads and stores each child makes before it exits.
     pub child_loads: u32,
     pub child_stores: u32,
@@ -60,6 +63,8 @@ pub struct Workload {
     pub cold_tries: u32,
     /// The fork loop pauses up to this long between children (think time).
     pub fork_gap_ns: u64,
+    /// Per fork: chance that the parent is replaced by a fresh one.
+    pub renew_per_64k: u32,
 }
 
 impl Workload {
@@ -89,7 +94,7 @@ impl Workload {
                 },
             ],
             parents: 1,
-            store_per_64k: 6_000 + td.below(8_000) as u32,
+            store_per_64k: [3_000 + td.below(3_000) as u32, 500 + td.below(1_000) as u32],
             child_loads: 1 + td.below(3) as u32,
             child_stores: td.below(3) as u32,
             clip_per_64k: 0,
@@ -97,6 +102,7 @@ impl Workload {
             resident_cap: 24,
             cold_tries: 4,
             fork_gap_ns: 200_000,
+            renew_per_64k: 1_500 + td.below(2_500) as u32,
         }
     }
 
@@ -112,7 +118,7 @@ impl Workload {
                 clips: vec![4 + td.below(8)],
             }],
             parents: 1,
-            store_per_64k: 16_000,
+            store_per_64k: [16_000, 16_000],
             child_loads: 2,
             child_stores: 0,
             clip_per_64k: 0,
@@ -120,6 +126,7 @@ impl Workload {
             resident_cap: 10,
             cold_tries: 0,
             fork_gap_ns: 0,
+            renew_per_64k: 0,
         }
     }
 
@@ -132,7 +139,7 @@ impl Workload {
             ncpus,
             frames: 384,
             pbufs: 1 + td.below(2) as usize,
-            image_slots: self.parents + 2,
+            image_slots: self.parents * 2 + 2,
             delays: vec![
                 Delay {
                     site: Site::GetpagesPbuf,
@@ -166,36 +173,68 @@ impl Workload {
     }
 }
 
+/// The parent images, which the fork loop renews now and then (a process
+/// exits and a fresh one takes its place): fault threads read the current
+/// ids on every access.
+pub struct Parents {
+    ids: Vec<AtomicU32>,
+}
+
+impl Parents {
+    pub fn new(ids: &[u32]) -> Self {
+        Parents {
+            ids: ids.iter().map(|&i| AtomicU32::new(i)).collect(),
+        }
+    }
+
+    /// The current image ids.
+    pub fn ids(&self) -> Vec<u32> {
+        self.ids.iter().map(|i| i.load(Ordering::Acquire)).collect()
+    }
+
+    fn pick(&self, td: &mut Td) -> (usize, u32) {
+        let i = td.below(self.ids.len() as u64) as usize;
+        (i, self.ids[i].load(Ordering::Acquire))
+    }
+
+    fn replace(&self, i: usize, id: u32) -> u32 {
+        self.ids[i].swap(id, Ordering::AcqRel)
+    }
+}
+
 /// A thread's budget: stop after this many iterations (None: until stopped).
 pub type Budget = Option<u64>;
 
 impl<P: Platform> Vm<P> {
-    /// Creates the parent images, writes every page once and pages most of
-    /// them out, so the run starts with swapped and resident pages.
-    pub fn setup(&self, td: &mut Td, w: &Workload) -> Res<Vec<u32>> {
-        let mut parents = Vec::new();
+    /// Creates the parent images (see [`Vm::new_parent`]).
+    pub fn setup(&self, td: &mut Td, w: &Workload) -> Res<Parents> {
+        let mut ids = Vec::new();
         for _ in 0..w.parents {
-            if let Some(id) = self.create_image(td, &w.regions)? {
-                parents.push(id);
+            if let Some(id) = self.new_parent(td, w)? {
+                ids.push(id);
             }
         }
-        for &id in &parents {
-            for vpn in w.vpns() {
-                self.store(td, id, vpn)?;
-            }
+        Ok(Parents::new(&ids))
+    }
+
+    /// A fresh parent image: writes every page once, pages most of it out,
+    /// swaps some back in (clean pages with swap copies, contiguous runs)
+    /// and trims again — the mix of resident and swapped pages a busy
+    /// machine has. `None` when no image slot is free.
+    pub fn new_parent(&self, td: &mut Td, w: &Workload) -> Res<Option<u32>> {
+        let Some(id) = self.create_image(td, &w.regions)? else {
+            return Ok(None);
+        };
+        for vpn in w.vpns() {
+            self.store(td, id, vpn)?;
         }
-        // Page most of it out, swap some back in (clean pages with swap
-        // copies, contiguous runs), and trim again: a mix of resident and
-        // swapped pages, as a busy machine has.
         self.trim(td, w.resident_cap / 2)?;
         for _ in 0..4 {
             let vpn = w.random_vpn(td);
-            for &id in &parents {
-                self.load(td, id, vpn)?;
-            }
+            self.load(td, id, vpn)?;
         }
         self.trim(td, w.resident_cap / 2)?;
-        Ok(parents)
+        Ok(Some(id))
     }
 
     fn trim(&self, td: &mut Td, target: usize) -> Res<()> {
@@ -208,8 +247,8 @@ impl<P: Platform> Vm<P> {
     }
 
     /// One fault-thread access.
-    pub fn fault_op(&self, td: &mut Td, w: &Workload, parents: &[u32]) -> Res<()> {
-        let img = parents[td.below(parents.len() as u64) as usize];
+    pub fn fault_op(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<()> {
+        let (_, img) = parents.pick(td);
         // Memory is tight: above the cap, a faulting thread reclaims a
         // little itself before it touches more (direct reclaim).
         if self.resident() > w.resident_cap {
@@ -225,7 +264,7 @@ impl<P: Platform> Vm<P> {
             }
             vpn = w.random_vpn(td);
         }
-        if td.chance(w.store_per_64k) {
+        if td.chance(w.store_per_64k[td.cpu % 2]) {
             self.store(td, img, vpn)?;
         } else {
             self.load(td, img, vpn)?;
@@ -235,8 +274,16 @@ impl<P: Platform> Vm<P> {
 
     /// One fork-loop iteration: maybe edit a parent's map, fork it, let the
     /// child check some pages, and exit the child.
-    pub fn fork_op(&self, td: &mut Td, w: &Workload, parents: &[u32]) -> Res<()> {
-        let parent = parents[td.below(parents.len() as u64) as usize];
+    pub fn fork_op(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<()> {
+        let (slot, parent) = parents.pick(td);
+        if td.chance(w.renew_per_64k) {
+            // The parent exits; a fresh one takes its place.
+            if let Some(new) = self.new_parent(td, w)? {
+                let old = parents.replace(slot, new);
+                self.vmspace_exit(td, old)?;
+                return Ok(());
+            }
+        }
         if td.chance(w.clip_per_64k) {
             let vpn = w.random_vpn(td);
             self.map_clip(td, parent, vpn)?;
@@ -280,7 +327,7 @@ impl<P: Platform> Vm<P> {
         &self,
         td: &mut Td,
         w: &Workload,
-        parents: &[u32],
+        parents: &Parents,
         role: Role,
         budget: Budget,
     ) -> Res<()> {
@@ -293,11 +340,14 @@ impl<P: Platform> Vm<P> {
         &self,
         td: &mut Td,
         w: &Workload,
-        parents: &[u32],
+        parents: &Parents,
         role: Role,
         budget: Budget,
         mut after: impl FnMut(&Self),
     ) -> Res<()> {
+        // Delays widen the windows of the threads that fault; the fork loop
+        // runs undelayed so that it forks often.
+        td.delays = !matches!(role, Role::Fork | Role::ForkPageout);
         let mut i = 0u64;
         while budget.is_none_or(|b| i < b) && !self.finishing() {
             self.check()?;
@@ -353,7 +403,7 @@ mod tests {
             for op in 0..3000u32 {
                 match td.below(10) {
                     0 if children.len() < 2 => {
-                        if let Some(c) = vm.vmspace_fork(&mut td, parents[0]).unwrap() {
+                        if let Some(c) = vm.vmspace_fork(&mut td, parents.ids()[0]).unwrap() {
                             children.push(c);
                         }
                     }
@@ -366,15 +416,15 @@ mod tests {
                     }
                     3 if td.chance(4000) => {
                         let vpn = w.random_vpn(&mut td);
-                        vm.map_remap(&mut td, parents[0], vpn).unwrap();
+                        vm.map_remap(&mut td, parents.ids()[0], vpn).unwrap();
                     }
                     4 if td.chance(8000) => {
                         let vpn = w.random_vpn(&mut td);
-                        vm.map_clip(&mut td, parents[0], vpn).unwrap();
+                        vm.map_clip(&mut td, parents.ids()[0], vpn).unwrap();
                     }
                     k => {
                         let img = if k % 2 == 0 || children.is_empty() {
-                            parents[0]
+                            parents.ids()[0]
                         } else {
                             children[td.below(children.len() as u64) as usize]
                         };

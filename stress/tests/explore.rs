@@ -101,7 +101,7 @@ fn execution(variant: Variant) {
     cfg.pbufs = 1;
     let vm = std::sync::Arc::new(Vm::new(ShuttlePlatform::new(256), cfg));
     let mut td = Td::new(0, SEED);
-    let parents = vm.setup(&mut td, &w).expect("setup");
+    let parents = std::sync::Arc::new(vm.setup(&mut td, &w).expect("setup"));
     let handles: Vec<_> = THREADS
         .iter()
         .enumerate()
