@@ -276,7 +276,11 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
         _ if timed_out => (Exit::TimedOut, spec.timeout),
         (_, Some((line, at))) => (Exit::GuestStopped(line), at.saturating_duration_since(t0)),
         (Some((Ok(status), at)), _) => {
-            let d = at.saturating_duration_since(t0);
+            // The console reader may see the last lines after the waiter saw
+            // the exit; the output came first.
+            let d = at
+                .saturating_duration_since(t0)
+                .max(st.console.last_line_at.unwrap_or_default());
             timings.exit = Some(d);
             let exit = match (status.code(), status.signal()) {
                 (Some(c), _) => Exit::Status(c),

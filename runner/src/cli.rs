@@ -136,9 +136,15 @@ pub fn parse_stress_secs(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// The host's CPU count (default of --jobs).
+/// The host's CPU count.
 pub fn host_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The default of `compare --jobs`: as many boots as the host has cores for
+/// all their vCPUs, at least one.
+pub fn default_jobs(host_cpus: usize, vcpus: u32) -> usize {
+    (host_cpus / vcpus.max(1) as usize).max(1)
 }
 
 /// Where and how to boot.
@@ -209,11 +215,12 @@ pub struct TestArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StressBootArgs {
     /// Virtual CPUs (1 to 64, the most either machine and the kernel take).
-    #[arg(long, value_name = "N", default_value_t = 4,
+    #[arg(long, value_name = "N", default_value_t = 4, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(qemu::MAX_CPUS)))]
     pub cpus: u32,
     /// How long the kernel stresses, in seconds (decimals allowed).
-    #[arg(long, value_name = "S", default_value = "5", value_parser = parse_stress_secs)]
+    #[arg(long, value_name = "S", default_value = "5", allow_negative_numbers = true,
+          value_parser = parse_stress_secs)]
     pub seconds: Duration,
     /// QEMU machine type.
     #[arg(long, value_enum, default_value_t = Machine::Microvm)]
@@ -234,6 +241,9 @@ pub struct StressArgs {
     pub seed: Option<u64>,
     #[command(flatten)]
     pub boot: StressBootArgs,
+    /// Show the last N events of a failure's interleaving (0: all of them).
+    #[arg(long, value_name = "N", default_value_t = 80)]
+    pub events: usize,
     /// Also write the boot's result as JSON to this file (the per-boot
     /// record of `compare --json`).
     #[arg(long, value_name = "PATH")]
@@ -251,7 +261,9 @@ pub struct CompareArgs {
     pub boots: u32,
     #[command(flatten)]
     pub boot: StressBootArgs,
-    /// QEMUs running at once [default: the host's CPU count].
+    /// QEMUs running at once [default: host CPUs / --cpus, at least 1: every
+    /// vCPU is a host thread, and the race needs vCPUs that really run at
+    /// the same time — oversubscribed boots catch far less].
     #[arg(long, value_name = "J", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: Option<u32>,
     /// Seed of boot 0 of every variant; boot i uses seed-base + i.
@@ -332,6 +344,14 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn default_jobs_fit_the_vcpus_on_the_host() {
+        assert_eq!(default_jobs(2, 4), 1);
+        assert_eq!(default_jobs(2, 1), 2);
+        assert_eq!(default_jobs(16, 4), 4);
+        assert_eq!(default_jobs(1, 0), 1);
+    }
 
     #[test]
     fn cli_is_consistent() {

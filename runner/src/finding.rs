@@ -16,6 +16,8 @@ pub const MARK: &str = "▶";
 pub struct Style {
     /// Make the marked CPU's lines bold (ANSI), for a terminal.
     pub bold: bool,
+    /// Show only the last this many events (0: all).
+    pub last: usize,
 }
 
 /// The interleaving of `traces`, one event per line:
@@ -36,14 +38,27 @@ pub fn interleaving(traces: &[CpuTrace], marked: Option<u32>, style: Style) -> S
         .filter(|t| t.events.len() >= RING)
         .filter_map(|t| t.events.first().map(|e| e.t))
         .max();
+    let skip = if style.last > 0 {
+        events.len().saturating_sub(style.last)
+    } else {
+        0
+    };
+    if skip > 0 {
+        let _ = writeln!(
+            s,
+            "    ({skip} earlier events not shown: the last {} of {})",
+            events.len() - skip,
+            events.len()
+        );
+    }
     let mut ruled = false;
-    for (i, (cpu, ev)) in events.iter().enumerate() {
+    for (i, (cpu, ev)) in events.iter().enumerate().skip(skip) {
         if let Some(from) = complete_from
             && !ruled
             && ev.t >= from
         {
             ruled = true;
-            if i > 0 {
+            if i > skip {
                 let _ = writeln!(
                     s,
                     "    ---- from here on every CPU's events are complete (earlier ones of some CPUs were overwritten) ----"
@@ -102,8 +117,30 @@ mod tests {
         );
         assert!(!text.contains("complete"), "no ring wrapped: {text}");
         assert!(!text.contains('\x1b'));
-        let bold = interleaving(&traces, Some(1), Style { bold: true });
+        let bold = interleaving(
+            &traces,
+            Some(1),
+            Style {
+                bold: true,
+                last: 0,
+            },
+        );
         assert_eq!(bold.matches("\x1b[1m").count(), 2, "{bold}");
+        let tail = interleaving(
+            &traces,
+            Some(1),
+            Style {
+                bold: false,
+                last: 1,
+            },
+        );
+        let lines: Vec<&str> = tail.lines().collect();
+        assert_eq!(lines.len(), 2, "{tail}");
+        assert!(
+            lines[0].contains("3 earlier events not shown: the last 1 of 4"),
+            "{tail}"
+        );
+        assert!(lines[1].contains("allocates obj 7 pindex 3"), "{tail}");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - red dot: caught by an oracle, at `Failure.ms`;
 //! - orange triangle: hang, at the kernel's stall time (capped at the duration);
 //! - green cross: clean, drawn at the duration (no failure in the whole run);
+//! - hollow grey circle at the duration: clean, but the race window never
+//!   opened (0 window hits: proves nothing);
 //! - grey cross at 0: infrastructure error (no result);
 //! - a black bar: the median time to first failure of the caught boots.
 
@@ -29,6 +31,8 @@ pub struct Mark {
     pub x: f64,
     pub ms: f64,
     pub outcome: Outcome,
+    /// The boot ran but its race window never opened.
+    pub no_window: bool,
 }
 
 /// The marks of every boot: caught at its detection time, hangs at their
@@ -51,6 +55,7 @@ pub fn marks(variants: &[Variant], boots: &[BootResult], duration_ms: f64) -> Ve
                 x: column as f64 + jitter,
                 ms,
                 outcome: b.outcome,
+                no_window: b.outcome != Outcome::Infra && b.window_hits() == 0,
             });
         }
     }
@@ -87,7 +92,8 @@ fn draw(
     let root = SVGBackend::with_string(out, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let x_range = -0.5f64..(n as f64 - 0.5);
-    let y_max = (duration_ms * 1.08).max(1.0);
+    // Room above the end of the run for the legend.
+    let y_max = (duration_ms * 1.4).max(1.0);
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
@@ -105,6 +111,8 @@ fn draw(
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(WHITE)
         .x_desc("variant")
         .y_desc("time to first failure (ms)")
         .label_style(("sans-serif", 13))
@@ -132,10 +140,21 @@ fn draw(
     let green = RGBColor(0, 150, 60);
     chart
         .draw_series(
-            pick(Outcome::Clean).map(|m| Cross::new((m.x, m.ms), 5, green.stroke_width(2))),
+            pick(Outcome::Clean)
+                .filter(|m| !m.no_window)
+                .map(|m| Cross::new((m.x, m.ms), 5, green.stroke_width(2))),
         )?
         .label("clean (whole run, no failure)")
         .legend(move |(x, y)| Cross::new((x + 8, y), 5, green.stroke_width(2)));
+    let grey = BLACK.mix(0.5);
+    chart
+        .draw_series(
+            pick(Outcome::Clean)
+                .filter(|m| m.no_window)
+                .map(|m| Circle::new((m.x, m.ms), 5, grey.stroke_width(2))),
+        )?
+        .label("clean, but the race window never opened")
+        .legend(move |(x, y)| Circle::new((x + 8, y), 5, grey.stroke_width(2)));
     chart
         .draw_series(
             pick(Outcome::Infra)
@@ -258,8 +277,19 @@ mod tests {
         ] {
             assert!(s.contains(name), "{name} missing");
         }
-        // Three red dots in the plot plus one in the legend.
-        assert_eq!(s.matches("<circle").count(), 4, "{s}");
+        // Three red dots in the plot plus one in the legend, and the
+        // legend's hollow circle (no clean boot without window hits here).
+        assert_eq!(s.matches("<circle").count(), 5, "{s}");
+        let mut closed = boots();
+        closed.push(result(Variant::SwapPrealloc, Outcome::Clean, 0));
+        let m = marks(&vs, &closed, 5000.0);
+        assert_eq!(
+            m.iter().filter(|m| m.no_window).count(),
+            2,
+            "the hang and the closed clean boot"
+        );
+        let s2 = svg(&vs, &closed, 5000.0).expect("svg");
+        assert_eq!(s2.matches("<circle").count(), 6);
         let dir = tempfile::tempdir().expect("dir");
         let p = dir.path().join("p.svg");
         write(&p, &vs, &boots(), 5000.0).expect("write");

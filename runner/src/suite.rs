@@ -5,6 +5,10 @@
 //!   one case for the boot's verdict (must be Pass) and one per kernel test;
 //! - every `mode=crash kind=K`: one case each, passing only when the verdict
 //!   is exactly the expected one (and the exception matches);
+//! - `<machine>/stress/baseline`: a short `mode=stress` run of the unfixed
+//!   kernel must be caught by an oracle with a repopulated or duplicate-page
+//!   failure; `<machine>/stress/swap-prealloc`: the committed fix must run
+//!   clean (verdict Pass) with the race window opened (window hits > 0);
 //! - `accel/auto`: `--accel auto` resolves and the chosen accelerator boots;
 //! - `harness/no-orphan-qemu`: no QEMU of this runner is left afterwards.
 
@@ -17,7 +21,9 @@ use crate::qemu::{DEFAULT_MEM_MIB, Machine};
 use crate::reaper;
 use crate::render;
 use crate::report::{CaseResult, Ktap};
+use crate::stressrun::{BootResult, Outcome, StressSpec};
 use crate::verdict::Verdict;
+use stress::{FailureKind, Variant};
 
 /// The kernel's boot tests, in its order (contract: `mode=tests`).
 pub const KERNEL_TESTS: [&str; 4] = [
@@ -119,6 +125,58 @@ pub const CRASHES: [(&str, Expect, Duration); 10] = [
     ),
 ];
 
+/// The stress boots of the suite: 4 CPUs, a fixed seed, this long.
+pub const STRESS_CPUS: u32 = 4;
+pub const STRESS_SEED: u64 = 1;
+pub const STRESS_DURATION: Duration = Duration::from_secs(10);
+
+/// What a stress boot of the suite must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StressExpect {
+    /// Caught by an oracle with one of these failure kinds.
+    Caught(&'static [FailureKind]),
+    /// Clean (verdict Pass) with the race window opened.
+    CleanWithWindow,
+}
+
+impl StressExpect {
+    fn describe(self) -> String {
+        match self {
+            StressExpect::Caught(kinds) => format!(
+                "a {} failure",
+                kinds
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            StressExpect::CleanWithWindow => "a clean run (Pass) with window hits > 0".into(),
+        }
+    }
+
+    /// Whether a boot's result is what was expected.
+    pub fn matches(self, r: &BootResult) -> bool {
+        match self {
+            StressExpect::Caught(kinds) => {
+                r.outcome == Outcome::Caught
+                    && r.failure.as_ref().is_some_and(|f| kinds.contains(&f.kind))
+            }
+            StressExpect::CleanWithWindow => {
+                r.outcome == Outcome::Clean && r.verdict == "Pass" && r.window_hits() > 0
+            }
+        }
+    }
+}
+
+/// The suite's stress boots: the unfixed kernel must be caught, the fix clean.
+pub const STRESS: [(Variant, StressExpect); 2] = [
+    (
+        Variant::Baseline,
+        StressExpect::Caught(&[FailureKind::Repopulated, FailureKind::DuplicatePage]),
+    ),
+    (Variant::SwapPrealloc, StressExpect::CleanWithWindow),
+];
+
 /// One boot of the suite.
 #[derive(Clone, Debug)]
 pub enum Item {
@@ -133,6 +191,12 @@ pub enum Item {
     },
     /// The accelerator probe.
     AccelAuto { machine: Machine, cpus: u32 },
+    /// A short `mode=stress` run.
+    Stress {
+        machine: Machine,
+        variant: Variant,
+        expect: StressExpect,
+    },
 }
 
 impl Item {
@@ -147,6 +211,9 @@ impl Item {
             }
             Item::Crash { machine, kind, .. } => vec![format!("{machine}/crash/{kind}")],
             Item::AccelAuto { .. } => vec!["accel/auto".into()],
+            Item::Stress {
+                machine, variant, ..
+            } => vec![format!("{machine}/stress/{variant}")],
         }
     }
 }
@@ -177,6 +244,11 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
         kind,
         expect: *expect,
         timeout: *timeout,
+    }));
+    items.extend(STRESS.iter().map(|(variant, expect)| Item::Stress {
+        machine: crash_machine,
+        variant: *variant,
+        expect: *expect,
     }));
     items
 }
@@ -224,6 +296,11 @@ impl Suite<'_> {
                     ));
                 }
             }
+            Item::Stress {
+                machine,
+                variant,
+                expect,
+            } => self.stress(item, *machine, *variant, *expect, ktap),
             Item::Crash {
                 machine,
                 kind,
@@ -286,6 +363,61 @@ impl Suite<'_> {
             ktap.diag(&format!("command: {}", out.command));
         }
         (out, t.elapsed())
+    }
+
+    fn stress(
+        &mut self,
+        item: &Item,
+        machine: Machine,
+        variant: Variant,
+        expect: StressExpect,
+        ktap: &mut Ktap,
+    ) {
+        let resolved = self.chooser.resolve(self.accel, machine, STRESS_CPUS);
+        let spec = StressSpec {
+            variant,
+            seed: STRESS_SEED,
+            cpus: STRESS_CPUS,
+            duration: STRESS_DURATION,
+            machine,
+            accel: resolved.accel,
+            accel_flag: (self.accel != AccelChoice::Auto).then_some(self.accel),
+            kernel_flag: None,
+        };
+        let bspec = spec.boot_spec(self.kernel.clone(), self.qemu.clone());
+        ktap.diag(&format!("boot {}: {}", bspec.label(), bspec.append));
+        let verbose = self.verbose;
+        let t = Instant::now();
+        let out = boot::boot(&bspec, &mut |l| {
+            if verbose {
+                println!("# | {}", render::console_line(l, false));
+            }
+        });
+        let time = t.elapsed();
+        let r = BootResult::from_outcome(&spec, &out, time);
+        let ok = expect.matches(&r);
+        let seen = format!(
+            "{} ({}, {} window hits): {}",
+            r.outcome,
+            r.verdict,
+            r.window_hits(),
+            r.reason
+        );
+        ktap.case(CaseResult {
+            name: item.cases().remove(0),
+            ok,
+            message: if ok {
+                seen
+            } else {
+                format!("expected {}, got {seen}", expect.describe())
+            },
+            details: if ok {
+                format!("replay: {}", r.replay)
+            } else {
+                format!("replay: {}\n{}", r.replay, render::details(&out, ""))
+            },
+            time,
+        });
     }
 
     fn accel_auto(&mut self, machine: Machine, cpus: u32, ktap: &mut Ktap) {
@@ -432,10 +564,12 @@ mod tests {
             "microvm/crash/cut",
             "microvm/crash/exception",
             "microvm/crash/panic",
+            "microvm/stress/baseline",
+            "microvm/stress/swap-prealloc",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 10);
+        assert_eq!(names.len(), 1 + 4 * 5 + 10 + 2);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)
@@ -445,5 +579,30 @@ mod tests {
                 .all(|n| n.starts_with("q35/") || n == "accel/auto"),
             "{q35:?}"
         );
+    }
+
+    #[test]
+    fn stress_expectations() {
+        use crate::stressrun::FailureInfo;
+        use crate::testkit::result;
+        let caught = |kind| {
+            let mut r = result(Variant::Baseline, Outcome::Caught, 1);
+            r.failure = Some(FailureInfo {
+                kind,
+                cpu: 0,
+                ms: 5,
+                detail: String::new(),
+            });
+            r
+        };
+        let (base, fix) = (STRESS[0].1, STRESS[1].1);
+        assert!(base.matches(&caught(FailureKind::Repopulated)));
+        assert!(base.matches(&caught(FailureKind::DuplicatePage)));
+        assert!(!base.matches(&caught(FailureKind::StaleData)));
+        assert!(!base.matches(&result(Variant::Baseline, Outcome::Clean, 3)));
+        assert!(fix.matches(&result(Variant::SwapPrealloc, Outcome::Clean, 3)));
+        assert!(!fix.matches(&result(Variant::SwapPrealloc, Outcome::Clean, 0)));
+        assert!(!fix.matches(&result(Variant::SwapPrealloc, Outcome::Infra, 3)));
+        assert!(!fix.matches(&caught(FailureKind::Repopulated)));
     }
 }

@@ -17,7 +17,7 @@ use stress::Variant;
 use super::Ctx;
 use crate::accel::{AccelChoice, Chooser, fmt_rate};
 use crate::boot;
-use crate::cli::{CompareArgs, host_cpus};
+use crate::cli::{CompareArgs, default_jobs, host_cpus};
 use crate::error::{EXIT_INFRA, EXIT_OK, Result};
 use crate::json::{self, CompareReport, SCHEMA};
 use crate::matrix::{self, Cell};
@@ -37,7 +37,10 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         }
     }
     let variants = &a.variants.0;
-    let jobs = a.jobs.map_or_else(host_cpus, |j| j as usize);
+    let host = host_cpus();
+    let jobs = a
+        .jobs
+        .map_or_else(|| default_jobs(host, a.boot.cpus), |j| j as usize);
     let kernel = ctx.kernel()?;
     let qemu = ctx.qemu()?;
     let b = &a.boot;
@@ -46,6 +49,15 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         b.machine,
         b.cpus,
     );
+    let threads = jobs * b.cpus as usize;
+    if threads > host.max(b.cpus as usize) {
+        eprintln!(
+            "warning: {jobs} QEMUs × {} vCPUs = {threads} vCPU threads on {host} host CPUs: the vCPUs \
+             take turns instead of racing, so fewer windows open and fewer failures are caught \
+             (compare faults/s with a smaller --jobs)",
+            b.cpus
+        );
+    }
     let cells = matrix::plan(variants, a.boots, a.seed_base);
     let last_seed = a.seed_base.wrapping_add(u64::from(a.boots - 1));
     eprintln!(

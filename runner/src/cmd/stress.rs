@@ -68,6 +68,7 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     }
     let style = Style {
         bold: std::io::stdout().is_terminal(),
+        last: a.events,
     };
     print!("{}", report(&spec, &out, &result, style));
     if let Some(p) = &a.json {
@@ -136,6 +137,15 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                     info.cpu
                 );
                 s.push_str(&finding::interleaving(&f.traces, Some(info.cpu), style));
+                let _ = writeln!(
+                    s,
+                    "\ncaught: {} on cpu {} after {} ms (variant {}, seed {})",
+                    info.kind,
+                    info.cpu,
+                    info.ms,
+                    spec.variant,
+                    seed::show(spec.seed)
+                );
             }
         }
         Outcome::Clean => {
