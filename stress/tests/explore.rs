@@ -90,7 +90,7 @@ static TALLY: Mutex<Option<Tally>> = Mutex::new(None);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const SEED: u64 = 3;
-const THREADS: [(Role, u64); 3] = [(Role::Fork, 2), (Role::Fault, 4), (Role::Fault, 4)];
+const THREADS: [(Role, u64); 3] = [(Role::Fork, 2), (Role::Fault, 6), (Role::Fault, 6)];
 
 /// One execution: set up the small workload, run the roles on shuttle
 /// threads, and panic (so shuttle records the schedule) if an oracle fired.
