@@ -33,7 +33,7 @@ use crate::verdict::Verdict;
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum AccelChoice {
-    /// KVM if a probe boot under KVM passes, else TCG.
+    /// KVM if its probe boots pass and it is not slower than TCG, else TCG.
     Auto,
     /// Always KVM.
     Kvm,

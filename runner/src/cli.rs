@@ -225,8 +225,7 @@ pub struct StressBootArgs {
     /// QEMU machine type.
     #[arg(long, value_enum, default_value_t = Machine::Microvm)]
     pub machine: Machine,
-    /// Accelerator [default: auto: KVM only if its probes pass and it is
-    /// not slower than TCG on a short stress probe].
+    /// Accelerator [default: auto].
     #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
 }
