@@ -5,7 +5,8 @@
 //!
 //! The classification (documented in the README):
 //! - `caught`: an oracle fired — a `Failure` record of a finding kind
-//!   (repopulated, duplicate-page, stale-data, freed-mapped, conservation);
+//!   (repopulated, duplicate-page, stale-data, freed-mapped, conservation),
+//!   also when the kernel then failed to end the run before the timeout;
 //! - `hang`: the kernel's watchdog reported a `Hang` (or a `Failure` of kind
 //!   hang), or the runner's timeout expired (console busy or silent);
 //! - `clean`: `Done{pass}` with the final counters, Pass exit, clean console;
@@ -272,7 +273,25 @@ impl BootResult {
         let verdict = *out.verdict();
         let timeout_ms = spec.timeout().as_millis() as u64;
         let mut reason = out.judgement.reason.clone();
+        // An oracle fired, but the kernel then never ended the run (the
+        // runner's timeout): still a finding.
+        let caught_then_stuck = out.exit == Exit::TimedOut
+            && watchdog.is_none()
+            && failure_rec.is_some_and(|f| {
+                f.variant == spec.variant
+                    && f.seed == spec.seed
+                    && !matches!(f.kind, FailureKind::SwapIo | FailureKind::Hang)
+            });
         let (outcome, hang) = match verdict {
+            Verdict::Hang | Verdict::HangSilent if caught_then_stuck => {
+                if let Some(f) = failure_rec {
+                    reason = format!(
+                        "{} on cpu {} after {} ms: {} (then the kernel did not end the run: {reason})",
+                        f.kind, f.cpu, f.ms, f.detail
+                    );
+                }
+                (Outcome::Caught, None)
+            }
             Verdict::Pass if stats.is_some() => (Outcome::Clean, None),
             Verdict::Pass => {
                 reason =
@@ -588,6 +607,19 @@ mod tests {
             (r.outcome, r.hang.map(|h| h.by)),
             (Outcome::Hang, Some(HangBy::Oracle))
         );
+
+        // An oracle fired and the kernel never ended the run: caught.
+        let r = judge(
+            vec![
+                hello(),
+                ready(),
+                failure(Variant::Baseline, 0x2a, FailureKind::StaleData),
+            ],
+            Exit::TimedOut,
+        );
+        assert_eq!(r.outcome, Outcome::Caught, "{r:?}");
+        assert!(r.reason.contains("did not end the run"), "{}", r.reason);
+        assert_eq!(r.failure.map(|f| f.kind), Some(FailureKind::StaleData));
 
         // Timed out with nothing since Ready: a silent hang at the timeout.
         let r = judge(vec![hello(), ready()], Exit::TimedOut);
