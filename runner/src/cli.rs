@@ -18,8 +18,10 @@ use crate::qemu::{self, Accel, Machine};
     name = "cargo xtask",
     bin_name = "cargo xtask",
     version,
-    after_help = "Exit status: 0 success, 1 a boot or test failed, 2 bad usage, 3 harness error \
-                  (QEMU missing and not installable, kernel build failed, ...).\n\
+    after_help = "Exit status: 0 success, 1 a failure was found (a boot or test failed; `stress` \
+                  caught a failure or a hang), 2 bad usage, 3 harness error (QEMU missing and not \
+                  installable, kernel build failed, kernel panic in `stress`, ...). `compare` exits 0 \
+                  when every boot ran: its findings are results.\n\
                   Verdicts: Pass Fail Panic TripleFault Hang HangSilent Garbled Crashed QemuFailed Infra \
                   (see README.md)."
 )]
