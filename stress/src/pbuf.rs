@@ -1,11 +1,14 @@
 //! The physical-buffer pool for swap reads (`getpbuf(&nsw_rcount)`): a small
 //! fixed number of I/O buffers. When the pool is empty `getpbuf` sleeps —
 //! in the race this sleep is what holds a fault inside `getpages` with the
-//! object unlocked.
+//! object unlocked. Sleepers are served in arrival order (a ticket each), as
+//! FreeBSD's sleep queue wakes them: a spinning free-for-all would let the
+//! fastest CPUs starve a slow one for seconds.
 
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::platform::{PAGE_SIZE, Platform};
 use crate::stats::Counter;
@@ -23,6 +26,9 @@ pub struct Pbuf {
 /// The pool.
 pub struct PbufPool {
     free: spin::Mutex<Vec<Pbuf>>,
+    /// Next ticket to hand out, and the ticket whose turn it is.
+    next: AtomicU64,
+    serving: AtomicU64,
 }
 
 impl PbufPool {
@@ -35,6 +41,8 @@ impl PbufPool {
             .collect();
         PbufPool {
             free: spin::Mutex::new(free),
+            next: AtomicU64::new(0),
+            serving: AtomicU64::new(0),
         }
     }
 
@@ -43,8 +51,14 @@ impl PbufPool {
         self.free.lock().len()
     }
 
-    fn try_get(&self) -> Option<Pbuf> {
-        self.free.lock().pop()
+    /// A buffer for ticket `t`, if it is `t`'s turn and one is free.
+    fn try_get(&self, t: u64) -> Option<Pbuf> {
+        if self.serving.load(Ordering::Acquire) != t {
+            return None;
+        }
+        let b = self.free.lock().pop()?;
+        self.serving.fetch_add(1, Ordering::AcqRel);
+        Some(b)
     }
 
     /// `relpbuf`.
@@ -57,7 +71,8 @@ impl<P: Platform> Vm<P> {
     /// `getpbuf`: takes a buffer, sleeping while the pool is empty.
     pub(crate) fn getpbuf(&self, td: &Td) -> Res<Pbuf> {
         self.p.preempt();
-        if let Some(b) = self.pbufs.try_get() {
+        let t = self.pbufs.next.fetch_add(1, Ordering::AcqRel);
+        if let Some(b) = self.pbufs.try_get(t) {
             self.trace(td, Ev::PbufGot, 0, 0, 0);
             return Ok(b);
         }
@@ -66,7 +81,7 @@ impl<P: Platform> Vm<P> {
         let _w = self.waiting(td, Wait::Pbuf);
         loop {
             self.pause(td)?;
-            if let Some(b) = self.pbufs.try_get() {
+            if let Some(b) = self.pbufs.try_get(t) {
                 self.trace(td, Ev::PbufGot, 0, 0, 0);
                 return Ok(b);
             }

@@ -36,6 +36,11 @@ impl<P: Platform> Vm<P> {
         // paging-in-progress on the original object to drain first.
         if self.variant() == Variant::SplitPipwait && og.pip != 0 {
             self.count(td, Counter::split_pip_waits);
+            if og.rbehind_inflight > 0 {
+                // Window coverage: split found a read-behind swap-in of this
+                // object in flight (this variant waits it out first).
+                self.count(td, Counter::window_hits);
+            }
             self.trace(td, Ev::SplitPipWait, orig.id, offidxstart, og.pip as u64);
             drop(og);
             self.site(td, Site::SplitPipWait)?;
