@@ -169,6 +169,7 @@ pub fn probe_spec(
         append: PROBE_APPEND.into(),
         disk_bytes: Some(disk::DEFAULT_MIB << 20),
         disk_file: None,
+        qemu_extra: Vec::new(),
         timeout: probe_timeout(machine),
         kernel,
         qemu,

@@ -63,6 +63,9 @@ pub struct BootSpec {
     /// e.g. for `bench stress` to read what the kernel wrote.
     pub disk_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// More QEMU arguments after the contract's (the suite uses this to
+    /// make QEMU refuse to start).
+    pub qemu_extra: Vec<String>,
     pub kernel: PathBuf,
     /// The QEMU binary (tests put a stand-in here).
     pub qemu: PathBuf,
@@ -188,6 +191,8 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
             .or(disk.as_ref().map(SwapDisk::path)),
         name: &name,
     });
+    let mut args = args;
+    args.extend(spec.qemu_extra.iter().map(Into::into));
     let command = qemu::display(&spec.qemu, &args);
     let mut cmd = Command::new(&spec.qemu);
     cmd.args(&args)

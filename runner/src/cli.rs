@@ -22,7 +22,8 @@ use crate::qemu::{self, Accel, Machine};
                   caught a failure or a hang), 2 bad usage, 3 harness error (QEMU missing and not \
                   installable, kernel build failed, kernel panic in `stress`, ...). `compare` exits 0 \
                   when every boot ran: its findings are results.\n\
-                  Verdicts: Pass Fail Panic TripleFault Hang HangSilent Garbled Crashed QemuFailed Infra \
+                  Verdicts: Pass Fail Panic Exception DiskMissing TripleFault Hang HangSilent Garbled \
+                  EarlyExit Crashed QemuFailed Infra \
                   (see README.md)."
 )]
 pub struct Cli {

@@ -231,6 +231,15 @@ impl Console {
             LineKind::Record(f) => self.record(f.as_ref().clone(), at),
             LineKind::Ktap(k) => self.ktap_line(k.clone()),
             LineKind::Garbled(reason) => self.garble(reason.clone(), &line.text),
+            LineKind::Other if self.hello_at.is_some() => {
+                // Before Hello, firmware may print; after it the kernel owns
+                // the console and prints records, KTAP and `#` lines only.
+                self.violations.push(format!(
+                    "line {}: text outside the protocol after Hello: {}",
+                    self.lines,
+                    preview(&line.text)
+                ));
+            }
             LineKind::Diag(_) | LineKind::Blank | LineKind::Other => {}
         }
         line
@@ -279,6 +288,22 @@ impl Console {
     }
 
     fn ktap_line(&mut self, k: KtapEntry) {
+        let what = match &k {
+            KtapEntry::Version(_) => "KTAP version line",
+            KtapEntry::Plan(_) => "KTAP plan",
+            KtapEntry::Result(_) => "KTAP result",
+        };
+        if self.hello_at.is_none() {
+            self.violations.push(format!("{what} before Hello"));
+        }
+        if self.done_at.is_some() {
+            self.violations
+                .push(format!("{what} after Done (Done must be last)"));
+        }
+        if self.ktap.version.is_none() && !matches!(k, KtapEntry::Version(_)) {
+            self.violations
+                .push(format!("{what} before the 'KTAP version 1' line"));
+        }
         match k {
             KtapEntry::Version(v) => {
                 if v != 1 {
@@ -341,6 +366,16 @@ impl Console {
         })
     }
 
+    /// The kernel's `mode=` as its Hello record echoes the command line.
+    pub fn mode(&self) -> Option<&str> {
+        self.records().find_map(|r| match r {
+            Record::Hello { cmdline, .. } => cmdline
+                .split_whitespace()
+                .find_map(|t| t.strip_prefix("mode=")),
+            _ => None,
+        })
+    }
+
     /// The first Hang record (the kernel's watchdog fired).
     pub fn hang(&self) -> Option<&Record> {
         self.records().find(|r| matches!(r, Record::Hang { .. }))
@@ -352,10 +387,29 @@ impl Console {
     }
 }
 
+/// Reason for a record line that parses but is not byte for byte what
+/// [`proto::encode`] makes of its frame.
+pub const NOT_CANONICAL: &str = "record line that parses but is not exactly as the kernel encodes it (altered checksum or JSON text)";
+/// Reason for a line that starts with `@` but is no record.
+pub const AT_LINE: &str = "line that starts like a record ('@') but is not one";
+
 /// Classifies one line of text with the shared parser, into owned form.
+///
+/// Stricter than [`proto::parse`] in two ways, so that damage cannot hide:
+/// a record line must be exactly what [`proto::encode`] makes of the frame
+/// it parses to (`parse` alone accepts e.g. a checksum with a leading `+`
+/// or a ninth hex digit `0`), and a line that starts with `@` is a record
+/// or garbled (a record cut by a newline leaves its `@` behind).
 pub fn classify(s: &str) -> LineKind {
     match proto::parse(s) {
-        Line::Record(f) => LineKind::Record(Box::new(f)),
+        Line::Record(f) => {
+            if proto::encode(&f) == s.trim_end_matches(['\r', '\n']) {
+                LineKind::Record(Box::new(f))
+            } else {
+                LineKind::Garbled(NOT_CANONICAL.into())
+            }
+        }
+        Line::Other(t) if t.starts_with('@') => LineKind::Garbled(AT_LINE.into()),
         Line::Ktap(k) => LineKind::Ktap(match k {
             KtapLine::Version(v) => KtapEntry::Version(v),
             KtapLine::Plan(n) => KtapEntry::Plan(n),

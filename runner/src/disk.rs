@@ -28,7 +28,8 @@ impl SwapDisk {
             .prefix(&reaper::marker())
             .tempdir()
             .context("cannot create a temp dir for the swap disk")?;
-        let registration = reaper::track_dir(dir.path().to_path_buf());
+        let registration =
+            reaper::track_dir(dir.path().to_path_buf()).context("cannot make the swap disk")?;
         let path = dir.path().join("swap.img");
         let file = File::create(&path)
             .with_context(|| format!("cannot create the swap disk {}", path.display()))?;

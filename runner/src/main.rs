@@ -33,7 +33,16 @@ fn main() -> ExitCode {
     if let Err(e) = reaper::install_signal_handler() {
         return Error::from(e.context("cannot install the signal handler")).report();
     }
-    match cmd::dispatch(cli) {
+    let result = cmd::dispatch(cli);
+    // A boot that ended because the signal handler killed its QEMU must not
+    // decide the exit status: an interrupted runner exits 130/143.
+    if let Some(code) = reaper::interrupt_exit_code() {
+        if let Err(e) = &result {
+            let _ = e.report();
+        }
+        return ExitCode::from(code);
+    }
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => e.report(),
     }

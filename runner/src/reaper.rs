@@ -1,9 +1,18 @@
 //! No QEMU outlives the runner: every QEMU is spawned through [`spawn`] into
 //! its own process group and registered here, every temp dir too. On
-//! SIGINT/SIGTERM a handler thread kills every registered process group,
-//! removes every registered temp dir and exits with 130/143. In normal
+//! SIGINT/SIGTERM a handler thread records the signal ([`interrupted`]),
+//! kills every registered process group, removes every registered temp dir
+//! and refuses to spawn or register anything after that. In normal
 //! operation the owners ([`crate::boot`]'s guard, [`crate::disk::SwapDisk`])
 //! clean up on drop and unregister.
+//!
+//! What happens next depends on the command. By default the handler exits
+//! at once with 130 (SIGINT) or 143 (SIGTERM). A command that has results
+//! worth keeping (`stress`, `compare`) holds a [`Graceful`] guard: the
+//! handler then leaves the exit to the command, which stops starting boots,
+//! writes what finished (marked interrupted) and returns
+//! [`interrupt_exit_code`]. A second signal, or a command that has not
+//! finished [`GRACE`] after the first, exits at once.
 //!
 //! (`ctrlc` cannot tell SIGINT from SIGTERM, so this uses `signal-hook`'s
 //! safe iterator to exit with the right status.)
@@ -13,12 +22,18 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+/// How long a command in a [`Graceful`] section has, after the first
+/// signal, to write its results and exit.
+pub const GRACE: Duration = Duration::from_secs(20);
 
 #[derive(Default)]
 struct Registry {
@@ -29,6 +44,13 @@ struct Registry {
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+/// The first signal received (0: none).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Live [`Graceful`] guards.
+static GRACEFUL: AtomicUsize = AtomicUsize::new(0);
+/// Held by the handler while it kills, cleans up and reports, so that the
+/// main thread's exit waits for the report.
+static REPORTING: Mutex<()> = Mutex::new(());
 
 fn registry() -> MutexGuard<'static, Option<Registry>> {
     // A panic elsewhere never makes cleanup impossible.
@@ -40,38 +62,109 @@ fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     f(g.get_or_insert_with(Registry::default))
 }
 
+/// The name of a signal the runner handles.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// The signal that interrupted the runner, if one did.
+pub fn interrupted() -> Option<i32> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// The exit status for an interrupted runner (130 for SIGINT, 143 for
+/// SIGTERM), once the handler has finished its cleanup report.
+pub fn interrupt_exit_code() -> Option<u8> {
+    let sig = interrupted()?;
+    drop(REPORTING.lock().unwrap_or_else(|e| e.into_inner()));
+    Some((128 + sig) as u8)
+}
+
+/// While one of these lives, a signal does not end the process: the
+/// command stops, keeps what finished, and exits with
+/// [`interrupt_exit_code`] itself.
+#[derive(Debug)]
+pub struct Graceful(());
+
+impl Graceful {
+    pub fn new() -> Self {
+        GRACEFUL.fetch_add(1, Ordering::SeqCst);
+        Graceful(())
+    }
+}
+
+impl Default for Graceful {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Graceful {
+    fn drop(&mut self) {
+        GRACEFUL.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Installs the SIGINT/SIGTERM handler (once, at start-up).
 pub fn install_signal_handler() -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if let Some(first) = interrupted() {
+                    eprintln!("{}: exiting now", signal_name(sig));
+                    std::process::exit(128 + first);
+                }
+                let report = REPORTING.lock().unwrap_or_else(|e| e.into_inner());
+                SIGNAL.store(sig, Ordering::SeqCst);
                 let (groups, dirs) = shut_down();
-                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 eprintln!(
-                    "interrupted by {name}: killed {groups} QEMU process group(s), removed {dirs} temp dir(s)"
+                    "interrupted by {}: killed {groups} QEMU process group(s), removed {dirs} temp dir(s)",
+                    signal_name(sig)
                 );
-                std::process::exit(128 + sig);
+                drop(report);
+                if GRACEFUL.load(Ordering::SeqCst) == 0 {
+                    std::process::exit(128 + sig);
+                }
+                let _ = std::thread::Builder::new()
+                    .name("grace".into())
+                    .spawn(move || {
+                        std::thread::sleep(GRACE);
+                        eprintln!(
+                            "the runner did not stop within {} s of {}: exiting",
+                            GRACE.as_secs(),
+                            signal_name(sig)
+                        );
+                        let _ = shut_down();
+                        std::process::exit(128 + sig);
+                    });
             }
         })?;
     Ok(())
 }
 
 /// Kills every registered group and removes every registered dir; no new
-/// QEMU is spawned afterwards. Returns how many of each.
+/// QEMU is spawned and no temp dir registered afterwards. Returns how many
+/// of each.
 fn shut_down() -> (usize, usize) {
-    let mut g = registry();
-    let r = g.get_or_insert_with(Registry::default);
-    r.shutting_down = true;
-    for pgid in r.groups.values() {
-        kill_group(*pgid);
-    }
-    for dir in r.dirs.values() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    (r.groups.len(), r.dirs.len())
-    // The lock stays held until the process exits: nothing can register now.
+    with(|r| {
+        r.shutting_down = true;
+        for pgid in r.groups.values() {
+            kill_group(*pgid);
+        }
+        for dir in r.dirs.values() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        (r.groups.len(), r.dirs.len())
+    })
 }
 
 /// SIGKILLs a process group; a group that is already gone is fine.
@@ -111,12 +204,19 @@ pub fn spawn(cmd: &mut Command) -> io::Result<(Child, Registration)> {
     })
 }
 
-/// Registers a temp dir to remove if the runner is interrupted.
-pub fn track_dir(path: PathBuf) -> Registration {
+/// Registers a temp dir to remove if the runner is interrupted; refused
+/// once it has been (the caller then removes the dir itself).
+pub fn track_dir(path: PathBuf) -> io::Result<Registration> {
     with(|r| {
+        if r.shutting_down {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the runner is shutting down",
+            ));
+        }
         r.next += 1;
         r.dirs.insert(r.next, path);
-        Registration(r.next)
+        Ok(Registration(r.next))
     })
 }
 

@@ -99,6 +99,15 @@ pub fn outcome(out: &BootOutcome) -> String {
     s
 }
 
+/// A console line as the verdict block shows it: a record as its summary,
+/// the rest as printed (cut to a preview).
+pub fn tail_line(l: &str) -> String {
+    match crate::console::classify(l) {
+        LineKind::Record(f) => record_summary(&f),
+        _ => crate::console::preview(l),
+    }
+}
+
 /// The last console lines and stderr of a boot, each line prefixed.
 pub fn details(out: &BootOutcome, prefix: &str) -> String {
     let mut s = String::new();
@@ -110,12 +119,7 @@ pub fn details(out: &BootOutcome, prefix: &str) -> String {
     } else {
         let _ = writeln!(s, "{prefix}last {} console lines:", out.console.tail.len());
         for l in &out.console.tail {
-            // Records read better as their summaries; the rest as printed.
-            let shown = match crate::console::classify(l) {
-                LineKind::Record(f) => record_summary(&f),
-                _ => crate::console::preview(l),
-            };
-            let _ = writeln!(s, "{prefix}  | {shown}");
+            let _ = writeln!(s, "{prefix}  | {}", tail_line(l));
         }
     }
     if !out.stderr_tail.is_empty() {

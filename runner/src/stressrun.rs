@@ -90,6 +90,7 @@ impl StressSpec {
             append: self.append(),
             disk_bytes: Some(disk::DEFAULT_MIB << 20),
             disk_file: None,
+            qemu_extra: Vec::new(),
             timeout: self.timeout(),
             kernel,
             qemu,
@@ -361,8 +362,11 @@ impl BootResult {
                 }),
             ),
             Verdict::Panic
+            | Verdict::Exception
+            | Verdict::DiskMissing
             | Verdict::TripleFault
             | Verdict::Garbled
+            | Verdict::EarlyExit
             | Verdict::Crashed
             | Verdict::QemuFailed
             | Verdict::Infra => (Outcome::Infra, None),

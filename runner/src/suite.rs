@@ -42,88 +42,194 @@ pub const HANG_TIMEOUT: Duration = Duration::from_secs(3);
 /// CPUs of the crash boots.
 pub const CRASH_CPUS: u32 = 2;
 
-/// What a crash boot must end with.
+/// What a classification boot must end with.
 #[derive(Clone, Copy, Debug)]
 pub enum Expect {
     /// Exactly this verdict.
     Verdict(Verdict),
-    /// One of these verdicts.
-    AnyOf(&'static [Verdict]),
-    /// Panic with this exception vector.
-    PanicVector(u8),
-    /// Panic with an exception in a stack guard page.
-    PanicStackGuard,
+    /// `Exception` with this vector.
+    ExceptionVector(u8),
+    /// `Exception` in a stack guard page (vector 8, the double fault).
+    ExceptionStackGuard,
 }
 
 impl Expect {
     fn describe(self) -> String {
         match self {
             Expect::Verdict(v) => v.to_string(),
-            Expect::AnyOf(vs) => vs
-                .iter()
-                .map(Verdict::name)
-                .collect::<Vec<_>>()
-                .join(" or "),
-            Expect::PanicVector(v) => format!("Panic with exception vector {v}"),
-            Expect::PanicStackGuard => "Panic with stack_guard: true".into(),
+            Expect::ExceptionVector(v) => format!("Exception with vector {v}"),
+            Expect::ExceptionStackGuard => "Exception with stack_guard: true".into(),
         }
     }
 
     /// Whether an outcome is what was expected.
     pub fn matches(self, out: &BootOutcome) -> bool {
-        let v = out.verdict();
+        let v = *out.verdict();
+        let exception = || out.console.panic().and_then(|p| p.2);
         match self {
-            Expect::Verdict(e) => *v == e,
-            Expect::AnyOf(es) => es.contains(v),
-            Expect::PanicVector(n) => {
-                *v == Verdict::Panic
-                    && out
-                        .console
-                        .panic()
-                        .and_then(|p| p.2)
-                        .is_some_and(|e| e.vector == n)
+            Expect::Verdict(e) => v == e,
+            Expect::ExceptionVector(n) => {
+                v == Verdict::Exception && exception().is_some_and(|e| e.vector == n)
             }
-            Expect::PanicStackGuard => {
-                *v == Verdict::Panic
-                    && out
-                        .console
-                        .panic()
-                        .and_then(|p| p.2)
-                        .is_some_and(|e| e.stack_guard)
+            Expect::ExceptionStackGuard => {
+                v == Verdict::Exception && exception().is_some_and(|e| e.stack_guard)
             }
         }
     }
 }
 
-/// The deliberate crashes and what each must produce.
-pub const CRASHES: [(&str, Expect, Duration); 10] = [
-    ("panic", Expect::Verdict(Verdict::Panic), CRASH_TIMEOUT),
-    ("pagefault", Expect::PanicVector(14), CRASH_TIMEOUT),
-    ("stackoverflow", Expect::PanicStackGuard, CRASH_TIMEOUT),
-    ("exception", Expect::PanicVector(6), CRASH_TIMEOUT),
-    (
-        "triplefault",
+/// How a classification boot is set up, besides its kernel command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// As every boot: the built kernel and a 64 MiB swap disk.
+    Normal,
+    /// No `-drive` (for a mode that needs the disk).
+    NoDisk,
+    /// `-kernel` names a file that does not exist (QEMU refuses to start).
+    MissingKernel,
+    /// An extra `-M <machine>,forkswap-no-such-option=on` (QEMU refuses it).
+    BadMachineOption,
+}
+
+/// One boot that must get one named verdict.
+#[derive(Clone, Copy, Debug)]
+pub struct Classify {
+    /// The case name after `<machine>/`, e.g. `crash/panic`.
+    pub case: &'static str,
+    /// The kernel command line.
+    pub append: &'static str,
+    pub setup: Setup,
+    pub expect: Expect,
+    pub timeout: Duration,
+}
+
+const fn crash(
+    case: &'static str,
+    append: &'static str,
+    expect: Expect,
+    timeout: Duration,
+) -> Classify {
+    Classify {
+        case,
+        append,
+        setup: Setup::Normal,
+        expect,
+        timeout,
+    }
+}
+
+/// The kernel path of [`Setup::MissingKernel`].
+pub const MISSING_KERNEL: &str = "/nonexistent/forkswap-kernel";
+
+/// The classification boots: every deliberate crash of `mode=crash`, a
+/// stress boot without its disk, and QEMU refusing to start. Each must get
+/// exactly its verdict, and the verdict block must show the last console
+/// lines (or say that nothing was printed) and QEMU's stderr.
+pub const CLASSIFY: [Classify; 13] = [
+    crash(
+        "crash/panic",
+        "mode=crash kind=panic",
+        Expect::Verdict(Verdict::Panic),
+        CRASH_TIMEOUT,
+    ),
+    crash(
+        "crash/pagefault",
+        "mode=crash kind=pagefault",
+        Expect::ExceptionVector(14),
+        CRASH_TIMEOUT,
+    ),
+    crash(
+        "crash/stackoverflow",
+        "mode=crash kind=stackoverflow",
+        Expect::ExceptionStackGuard,
+        CRASH_TIMEOUT,
+    ),
+    crash(
+        "crash/exception",
+        "mode=crash kind=exception",
+        Expect::ExceptionVector(6),
+        CRASH_TIMEOUT,
+    ),
+    crash(
+        "crash/triplefault",
+        "mode=crash kind=triplefault",
         Expect::Verdict(Verdict::TripleFault),
         CRASH_TIMEOUT,
     ),
-    ("hang", Expect::Verdict(Verdict::Hang), HANG_TIMEOUT),
-    (
-        "hang-silent",
+    crash(
+        "crash/hang",
+        "mode=crash kind=hang",
+        Expect::Verdict(Verdict::Hang),
+        HANG_TIMEOUT,
+    ),
+    crash(
+        "crash/hang-silent",
+        "mode=crash kind=hang-silent",
         Expect::Verdict(Verdict::HangSilent),
         HANG_TIMEOUT,
     ),
-    ("garbage", Expect::Verdict(Verdict::Garbled), HANG_TIMEOUT),
-    (
-        "early-exit",
+    crash(
+        "crash/garbage",
+        "mode=crash kind=garbage",
+        Expect::Verdict(Verdict::Garbled),
+        HANG_TIMEOUT,
+    ),
+    crash(
+        "crash/early-exit",
+        "mode=crash kind=early-exit",
+        Expect::Verdict(Verdict::EarlyExit),
+        CRASH_TIMEOUT,
+    ),
+    crash(
+        "crash/cut",
+        "mode=crash kind=cut",
         Expect::Verdict(Verdict::Crashed),
         CRASH_TIMEOUT,
     ),
-    (
-        "cut",
-        Expect::AnyOf(&[Verdict::Crashed, Verdict::Garbled]),
-        CRASH_TIMEOUT,
-    ),
+    Classify {
+        case: "classify/disk-missing",
+        append: "mode=stress variant=swap-prealloc seed=0x1 duration_ms=200",
+        setup: Setup::NoDisk,
+        expect: Expect::Verdict(Verdict::DiskMissing),
+        timeout: CRASH_TIMEOUT,
+    },
+    Classify {
+        case: "classify/qemu-missing-kernel",
+        append: "mode=probe",
+        setup: Setup::MissingKernel,
+        expect: Expect::Verdict(Verdict::QemuFailed),
+        timeout: CRASH_TIMEOUT,
+    },
+    Classify {
+        case: "classify/qemu-bad-option",
+        append: "mode=probe",
+        setup: Setup::BadMachineOption,
+        expect: Expect::Verdict(Verdict::QemuFailed),
+        timeout: CRASH_TIMEOUT,
+    },
 ];
+
+/// What the verdict block of a non-pass boot ([`render::outcome`]) lacks of
+/// the evidence it must show: the verdict's name, the last console line
+/// (or "nothing printed") and QEMU's last stderr line. `None` when all is there.
+pub fn evidence_missing(out: &BootOutcome, shown: &str) -> Option<String> {
+    if !shown.contains(&format!("verdict: {}", out.verdict())) {
+        return Some(format!("the verdict name {}", out.verdict()));
+    }
+    match out.console.tail.back() {
+        None if !shown.contains("console: (nothing printed)") => {
+            return Some("the note that the console was empty".into());
+        }
+        Some(last) if !shown.contains(&render::tail_line(last)) => {
+            return Some(format!("the last console line {last:?}"));
+        }
+        _ => {}
+    }
+    match out.stderr_tail.iter().rev().find(|l| !l.trim().is_empty()) {
+        Some(l) if !shown.contains(l.as_str()) => Some(format!("QEMU's stderr line {l:?}")),
+        _ => None,
+    }
+}
 
 /// The stress boots of the suite: 4 CPUs, a fixed seed, this long.
 pub const STRESS_CPUS: u32 = 4;
@@ -182,13 +288,8 @@ pub const STRESS: [(Variant, StressExpect); 2] = [
 pub enum Item {
     /// `mode=tests expect_cpus=N`.
     Tests { machine: Machine, cpus: u32 },
-    /// `mode=crash kind=K`.
-    Crash {
-        machine: Machine,
-        kind: &'static str,
-        expect: Expect,
-        timeout: Duration,
-    },
+    /// A boot that must get one named verdict ([`CLASSIFY`]).
+    Classify { machine: Machine, c: Classify },
     /// The accelerator probe.
     AccelAuto { machine: Machine, cpus: u32 },
     /// A short `mode=stress` run.
@@ -209,7 +310,7 @@ impl Item {
                     .chain(KERNEL_TESTS.iter().map(|t| format!("{p}/{t}")))
                     .collect()
             }
-            Item::Crash { machine, kind, .. } => vec![format!("{machine}/crash/{kind}")],
+            Item::Classify { machine, c } => vec![format!("{machine}/{}", c.case)],
             Item::AccelAuto { .. } => vec!["accel/auto".into()],
             Item::Stress {
                 machine, variant, ..
@@ -239,11 +340,9 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
             .into_iter()
             .map(|(machine, cpus)| Item::Tests { machine, cpus }),
     );
-    items.extend(CRASHES.iter().map(|(kind, expect, timeout)| Item::Crash {
+    items.extend(CLASSIFY.iter().map(|c| Item::Classify {
         machine: crash_machine,
-        kind,
-        expect: *expect,
-        timeout: *timeout,
+        c: *c,
     }));
     items.extend(STRESS.iter().map(|(variant, expect)| Item::Stress {
         machine: crash_machine,
@@ -301,32 +400,55 @@ impl Suite<'_> {
                 variant,
                 expect,
             } => self.stress(item, *machine, *variant, *expect, ktap),
-            Item::Crash {
-                machine,
-                kind,
-                expect,
-                timeout,
-            } => {
-                let append = format!("mode=crash kind={kind}");
-                let (out, time) = self.boot(*machine, CRASH_CPUS, &append, *timeout, ktap);
-                let ok = expect.matches(&out);
-                let seen = format!("{}: {}", out.verdict(), out.judgement.reason);
-                ktap.case(CaseResult {
-                    name: item.cases().remove(0),
-                    ok,
-                    message: if ok {
-                        seen
-                    } else {
-                        format!("expected {}, got {seen}", expect.describe())
-                    },
-                    details: if ok {
-                        String::new()
-                    } else {
-                        render::details(&out, "")
-                    },
-                    time,
-                });
+            Item::Classify { machine, c } => self.classify(item, *machine, c, ktap),
+        }
+    }
+
+    fn classify(&mut self, item: &Item, machine: Machine, c: &Classify, ktap: &mut Ktap) {
+        let mut spec = self.spec(machine, CRASH_CPUS, c.append, c.timeout);
+        match c.setup {
+            Setup::Normal => {}
+            Setup::NoDisk => spec.disk_bytes = None,
+            Setup::MissingKernel => spec.kernel = MISSING_KERNEL.into(),
+            Setup::BadMachineOption => {
+                spec.qemu_extra =
+                    vec!["-M".into(), format!("{machine},forkswap-no-such-option=on")];
             }
+        }
+        let (out, time) = self.run_spec(&spec, ktap);
+        let shown = render::outcome(&out);
+        let missing = evidence_missing(&out, &shown);
+        let ok = c.expect.matches(&out) && missing.is_none();
+        let seen = format!("{}: {}", out.verdict(), out.judgement.reason);
+        ktap.case(CaseResult {
+            name: item.cases().remove(0),
+            ok,
+            message: match (&missing, c.expect.matches(&out)) {
+                (_, false) => format!("expected {}, got {seen}", c.expect.describe()),
+                (Some(m), true) => format!("{seen}; but the verdict block does not show {m}"),
+                (None, true) => seen,
+            },
+            details: if ok { String::new() } else { shown },
+            time,
+        });
+    }
+
+    /// The spec of a boot of the suite: the built kernel, a swap disk,
+    /// the accelerator chosen for (machine, CPUs).
+    fn spec(&mut self, machine: Machine, cpus: u32, append: &str, timeout: Duration) -> BootSpec {
+        let accel = self.chooser.resolve(self.accel, machine, cpus).accel;
+        BootSpec {
+            machine,
+            cpus,
+            mem_mib: DEFAULT_MEM_MIB,
+            accel,
+            append: append.into(),
+            disk_bytes: Some(disk::DEFAULT_MIB << 20),
+            disk_file: None,
+            qemu_extra: Vec::new(),
+            timeout,
+            kernel: self.kernel.clone(),
+            qemu: self.qemu.clone(),
         }
     }
 
@@ -338,23 +460,15 @@ impl Suite<'_> {
         timeout: Duration,
         ktap: &Ktap,
     ) -> (BootOutcome, Duration) {
-        let accel = self.chooser.resolve(self.accel, machine, cpus).accel;
-        let spec = BootSpec {
-            machine,
-            cpus,
-            mem_mib: DEFAULT_MEM_MIB,
-            accel,
-            append: append.into(),
-            disk_bytes: Some(disk::DEFAULT_MIB << 20),
-            disk_file: None,
-            timeout,
-            kernel: self.kernel.clone(),
-            qemu: self.qemu.clone(),
-        };
-        ktap.diag(&format!("boot {}: {append}", spec.label()));
+        let spec = self.spec(machine, cpus, append, timeout);
+        self.run_spec(&spec, ktap)
+    }
+
+    fn run_spec(&self, spec: &BootSpec, ktap: &Ktap) -> (BootOutcome, Duration) {
+        ktap.diag(&format!("boot {}: {}", spec.label(), spec.append));
         let verbose = self.verbose;
         let t = Instant::now();
-        let out = boot::boot(&spec, &mut |l| {
+        let out = boot::boot(spec, &mut |l| {
             if verbose {
                 println!("# | {}", render::console_line(l, false));
             }
@@ -564,12 +678,15 @@ mod tests {
             "microvm/crash/cut",
             "microvm/crash/exception",
             "microvm/crash/panic",
+            "microvm/classify/disk-missing",
+            "microvm/classify/qemu-missing-kernel",
+            "microvm/classify/qemu-bad-option",
             "microvm/stress/baseline",
             "microvm/stress/swap-prealloc",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 10 + 2);
+        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)

@@ -22,8 +22,15 @@ pub enum Verdict {
     /// The kernel reported a failure: `Done{fail}`, a failed or missing KTAP
     /// result, a Failure record, or the Fail exit status.
     Fail,
-    /// A kernel panic or unexpected CPU exception (a Panic record or status).
+    /// A kernel panic: a Panic record without a CPU exception, or the Panic
+    /// exit status without any record.
     Panic,
+    /// An unexpected CPU exception: a Panic record that names the exception
+    /// (vector, rip, cr2, stack guard).
+    Exception,
+    /// The kernel said that the disk it needs is missing (a Panic record
+    /// whose message says so): the boot was set up without `-drive`.
+    DiskMissing,
     /// The CPU reset: QEMU exited with status 0 under `-no-reboot`, no Done.
     TripleFault,
     /// The kernel's watchdog reported a hang, or the timeout expired while
@@ -35,8 +42,10 @@ pub enum Verdict {
     /// A damaged record line, binary junk, or a broken protocol (lost line,
     /// records out of order).
     Garbled,
+    /// QEMU exited with the Pass status before the kernel printed any record.
+    EarlyExit,
     /// QEMU exited without a Done record: cut mid-line, killed by a signal,
-    /// an unknown status, or the Pass status before any record (early exit).
+    /// an unknown status, or the Pass status with records but no Done.
     Crashed,
     /// QEMU could not start, exited 1 with an error on stderr, or its
     /// accelerator stopped the guest (`KVM internal error`).
@@ -47,14 +56,17 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in the order of the README table.
-    pub const ALL: [Verdict; 10] = [
+    pub const ALL: [Verdict; 13] = [
         Verdict::Pass,
         Verdict::Fail,
         Verdict::Panic,
+        Verdict::Exception,
+        Verdict::DiskMissing,
         Verdict::TripleFault,
         Verdict::Hang,
         Verdict::HangSilent,
         Verdict::Garbled,
+        Verdict::EarlyExit,
         Verdict::Crashed,
         Verdict::QemuFailed,
         Verdict::Infra,
@@ -66,10 +78,13 @@ impl Verdict {
             Verdict::Pass => "Pass",
             Verdict::Fail => "Fail",
             Verdict::Panic => "Panic",
+            Verdict::Exception => "Exception",
+            Verdict::DiskMissing => "DiskMissing",
             Verdict::TripleFault => "TripleFault",
             Verdict::Hang => "Hang",
             Verdict::HangSilent => "HangSilent",
             Verdict::Garbled => "Garbled",
+            Verdict::EarlyExit => "EarlyExit",
             Verdict::Crashed => "Crashed",
             Verdict::QemuFailed => "QemuFailed",
             Verdict::Infra => "Infra",
@@ -77,11 +92,12 @@ impl Verdict {
     }
 
     /// The runner's exit status for a single boot with this verdict
-    /// (`cargo xtask run`): 0 pass, 3 when the harness failed, 1 otherwise.
+    /// (`cargo xtask run`): 0 pass, 3 when the harness failed (QEMU, the
+    /// disk it should have attached), 1 otherwise.
     pub const fn exit_status(&self) -> u8 {
         match self {
             Verdict::Pass => crate::error::EXIT_OK,
-            Verdict::QemuFailed | Verdict::Infra => crate::error::EXIT_INFRA,
+            Verdict::QemuFailed | Verdict::Infra | Verdict::DiskMissing => crate::error::EXIT_INFRA,
             _ => crate::error::EXIT_FAILURE,
         }
     }
@@ -163,7 +179,9 @@ pub fn quiet_window(timeout: Duration) -> Duration {
 ///
 /// 1. QEMU did not start → `QemuFailed`.
 /// 2. Status 1, nothing on the console, an error on stderr → `QemuFailed`.
-/// 3. A Panic record → `Panic` (message and exception).
+/// 3. A Panic record → `DiskMissing` when its message says the disk is
+///    missing ([`disk_missing`]), `Exception` when it names a CPU exception,
+///    else `Panic`.
 /// 4. QEMU's accelerator stopped the guest → `QemuFailed`.
 /// 5. A garbled line or a protocol violation → `Garbled`.
 /// 6. A Hang record (the kernel's watchdog) → `Hang`.
@@ -174,9 +192,9 @@ pub fn quiet_window(timeout: Duration) -> Duration {
 /// 10. Killed by a signal → `Crashed`.
 /// 11. Status Panic/Hang → `Panic`/`Hang`; status Fail → `Fail`; an unknown
 ///     status → `QemuFailed` (1 with stderr) or `Crashed`.
-/// 12. Status Pass: no record at all → `Crashed` (early exit); no Done →
-///     `Crashed`; any failure evidence (Done{fail}, Failure record, failed or
-///     missing KTAP results) → `Fail`; otherwise `Pass`.
+/// 12. Status Pass: no record at all → `EarlyExit`; no Done → `Crashed`;
+///     any failure evidence (Done{fail}, Failure record, failed or missing
+///     KTAP results, `mode=tests` without KTAP) → `Fail`; otherwise `Pass`.
 pub fn judge(c: &Console, end: &Ending) -> Judgement {
     use Verdict::*;
     let stderr_last = end
@@ -200,7 +218,14 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
         return Judgement::new(QemuFailed, format!("QEMU exited with status 1: {err}"));
     }
     if let Some((cpu, msg, exc)) = c.panic() {
-        return Judgement::new(Panic, panic_reason(cpu, msg, exc));
+        let v = if disk_missing(msg) {
+            DiskMissing
+        } else if exc.is_some() {
+            Exception
+        } else {
+            Panic
+        };
+        return Judgement::new(v, panic_reason(cpu, msg, exc));
     }
     if let Exit::GuestStopped(line) = end.exit {
         return Judgement::new(
@@ -335,8 +360,11 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
         Some(ExitCode::Pass) => {
             if c.frames.is_empty() && !c.ktap.seen() {
                 return Judgement::new(
-                    Crashed,
-                    "early exit: QEMU exited with the Pass code before any record",
+                    EarlyExit,
+                    format!(
+                        "early exit: QEMU exited with the Pass code before any record {}",
+                        progress(c)
+                    ),
                 );
             }
             if c.done().is_none() {
@@ -358,6 +386,16 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
     }
 }
 
+/// Words of the kernel's Panic message when a mode that needs the
+/// virtio-blk disk finds none (`unikernel/src/stress_mode.rs`, `diskbench.rs`:
+/// "mode=stress needs the virtio-blk swap disk, and none was found").
+pub const DISK_MISSING_WORDS: [&str; 2] = ["needs the virtio-blk", "none was found"];
+
+/// True for a Panic message saying that the disk is missing.
+pub fn disk_missing(message: &str) -> bool {
+    DISK_MISSING_WORDS.iter().all(|w| message.contains(w))
+}
+
 /// The first reason the console gives for a failure, if any.
 fn failure_evidence(c: &Console) -> Option<String> {
     if let Some(f) = c.failures().next() {
@@ -376,6 +414,9 @@ fn failure_evidence(c: &Console) -> Option<String> {
     }
     if let Some(why) = c.ktap.incomplete() {
         return Some(why);
+    }
+    if c.mode() == Some("tests") && !c.ktap.seen() {
+        return Some("mode=tests (says the Hello record) but no KTAP output arrived".into());
     }
     if c.done() == Some(proto::Verdict::Fail) {
         return Some("the kernel's Done record says fail".into());

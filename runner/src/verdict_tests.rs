@@ -230,7 +230,7 @@ fn panic_record_names_the_exception() {
         line(2, panic_rec(14, false)),
     ];
     let j = judge_exit(&console(&l), Exit::Status(37));
-    assert_eq!(j.verdict, Verdict::Panic);
+    assert_eq!(j.verdict, Verdict::Exception);
     assert!(
         j.reason.contains("vector 14") && j.reason.contains("cr2 0xdead0000"),
         "{j:?}"
@@ -239,11 +239,20 @@ fn panic_record_names_the_exception() {
     let j = judge_exit(&console(&l), Exit::Status(37));
     assert!(j.reason.contains("stack guard"), "{j:?}");
     // A Panic record wins over whatever status QEMU had.
-    assert_eq!(judge_exit(&console(&l), PASS).verdict, Verdict::Panic);
+    assert_eq!(judge_exit(&console(&l), PASS).verdict, Verdict::Exception);
     assert_eq!(
         judge_exit(&console(&l), Exit::TimedOut).verdict,
-        Verdict::Panic
+        Verdict::Exception
     );
+    // Without an exception it is a plain panic.
+    let p = Record::Panic {
+        cpu: 0,
+        message: "panicked at x.rs:1:1: boom".into(),
+        exception: None,
+    };
+    let l = vec![line(0, hello()), line(1, p)];
+    let j = judge_exit(&console(&l), Exit::Status(37));
+    assert_eq!(j.verdict, Verdict::Panic, "{j:?}");
 }
 
 #[test]
@@ -393,10 +402,143 @@ fn lost_or_misordered_records_are_garbled() {
 }
 
 #[test]
-fn early_exit_is_crashed() {
+fn early_exit_is_its_own_verdict() {
     let j = judge_exit(&console(&[]), PASS);
-    assert_eq!(j.verdict, Verdict::Crashed);
+    assert_eq!(j.verdict, Verdict::EarlyExit);
     assert!(j.reason.contains("early exit"), "{j:?}");
+    // Firmware text but no record: still an early exit.
+    let j = judge_exit(&console(&["SeaBIOS".into()]), PASS);
+    assert_eq!(j.verdict, Verdict::EarlyExit, "{j:?}");
+    // Records but no Done: crashed, not an early exit.
+    let j = judge_exit(&console(&[line(0, hello())]), PASS);
+    assert_eq!(j.verdict, Verdict::Crashed, "{j:?}");
+}
+
+#[test]
+fn a_missing_disk_is_named_from_the_panic_record() {
+    let rec = |message: &str| Record::Panic {
+        cpu: 0,
+        message: message.into(),
+        exception: None,
+    };
+    let l = vec![
+        line(0, hello()),
+        line(1, ready()),
+        line(
+            2,
+            rec("mode=stress needs the virtio-blk swap disk, and none was found"),
+        ),
+    ];
+    let j = judge_exit(&console(&l), Exit::Status(37));
+    assert_eq!(j.verdict, Verdict::DiskMissing, "{j:?}");
+    assert!(j.reason.contains("swap disk"), "{j:?}");
+    assert_eq!(Verdict::DiskMissing.exit_status(), 3);
+    let l = vec![
+        line(0, hello()),
+        line(
+            1,
+            rec("mode=diskbench needs the virtio-blk disk, and none was found"),
+        ),
+    ];
+    assert_eq!(
+        judge_exit(&console(&l), Exit::Status(37)).verdict,
+        Verdict::DiskMissing
+    );
+    // Another panic that mentions the disk is still a panic.
+    let l = vec![line(0, hello()), line(1, rec("virtio-blk request failed"))];
+    assert_eq!(
+        judge_exit(&console(&l), Exit::Status(37)).verdict,
+        Verdict::Panic
+    );
+}
+
+#[test]
+fn mode_tests_without_ktap_fails() {
+    let mut h = hello();
+    if let Record::Hello { cmdline, .. } = &mut h {
+        *cmdline = "mode=tests expect_cpus=2 virtio_mmio.device=512@0xfeb00e00:12".into();
+    }
+    let l = vec![
+        line(0, h),
+        line(1, ready()),
+        line(2, done(proto::Verdict::Pass)),
+    ];
+    let c = console(&l);
+    assert_eq!(c.mode(), Some("tests"));
+    let j = judge_exit(&c, PASS);
+    assert_eq!(j.verdict, Verdict::Fail, "{j:?}");
+    assert!(j.reason.contains("no KTAP output"), "{j:?}");
+}
+
+#[test]
+fn ktap_out_of_place_is_garbled() {
+    // Without its version line.
+    let mut l = tests_lines(&[(true, "a", None)], 1);
+    l.remove(2);
+    let j = judge_exit(&console(&l), PASS);
+    assert_eq!(j.verdict, Verdict::Garbled, "{j:?}");
+    assert!(
+        j.reason.contains("before the 'KTAP version 1' line"),
+        "{j:?}"
+    );
+    // After Done.
+    let mut l = probe_lines();
+    l.extend([
+        ktap::HEADER.to_string(),
+        ktap::plan(1),
+        ktap::result(true, 1, "a", None),
+    ]);
+    let j = judge_exit(&console(&l), PASS);
+    assert_eq!(j.verdict, Verdict::Garbled, "{j:?}");
+    assert!(j.reason.contains("after Done"), "{j:?}");
+    // Before Hello.
+    let mut l = vec![ktap::HEADER.to_string()];
+    l.extend(probe_lines());
+    let j = judge_exit(&console(&l), PASS);
+    assert!(j.reason.contains("before Hello"), "{j:?}");
+}
+
+#[test]
+fn text_outside_the_protocol_after_hello_is_garbled() {
+    let mut l = probe_lines();
+    l.insert(1, "some text".into());
+    let j = judge_exit(&console(&l), PASS);
+    assert_eq!(j.verdict, Verdict::Garbled, "{j:?}");
+    assert!(j.reason.contains("text outside the protocol"), "{j:?}");
+}
+
+#[test]
+fn record_lines_must_be_byte_exact() {
+    let good = line(1, ready());
+    let (body, crc) = good.rsplit_once(" ~").expect("crc");
+    // `parse` accepts these checksums (from_str_radix); the console does not.
+    for bad in [format!("{body} ~0{crc}"), format!("{body} ~+{crc}")] {
+        assert!(
+            matches!(proto::parse(&bad), proto::Line::Record(_)),
+            "{bad}"
+        );
+        let l = vec![
+            line(0, hello()),
+            bad.clone(),
+            line(2, done(proto::Verdict::Pass)),
+        ];
+        let j = judge_exit(&console(&l), PASS);
+        assert_eq!(j.verdict, Verdict::Garbled, "{bad}: {j:?}");
+        assert!(
+            j.reason.contains("not exactly as the kernel encodes it"),
+            "{j:?}"
+        );
+    }
+    // A record cut by a newline leaves an '@' line behind.
+    let l = vec![
+        "@".to_string(),
+        line(0, hello()),
+        line(1, ready()),
+        line(2, done(proto::Verdict::Pass)),
+    ];
+    let j = judge_exit(&console(&l), PASS);
+    assert_eq!(j.verdict, Verdict::Garbled, "{j:?}");
+    assert!(j.reason.contains("starts like a record"), "{j:?}");
 }
 
 #[test]
@@ -508,10 +650,13 @@ fn verdict_names_and_exit_statuses() {
             "Pass",
             "Fail",
             "Panic",
+            "Exception",
+            "DiskMissing",
             "TripleFault",
             "Hang",
             "HangSilent",
             "Garbled",
+            "EarlyExit",
             "Crashed",
             "QemuFailed",
             "Infra"

@@ -126,7 +126,7 @@ fn missing_qemu_is_qemu_failed() {
 }
 
 #[test]
-fn cut_line_and_early_exit_are_crashed() {
+fn cut_line_is_crashed_and_early_exit_is_early_exit() {
     let done_line = stress::proto::encode(&stress::proto::Frame {
         seq: 2,
         cpu: 0,
@@ -147,7 +147,7 @@ fn cut_line_and_early_exit_are_crashed() {
     );
     let f = Fake::new("exit 33");
     let out = boot(&spec(&f.script, Duration::from_secs(10)), &mut |_| {});
-    assert_eq!(*out.verdict(), Verdict::Crashed);
+    assert_eq!(*out.verdict(), Verdict::EarlyExit);
     assert!(
         out.judgement.reason.contains("early exit"),
         "{:?}",

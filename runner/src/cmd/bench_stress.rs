@@ -139,6 +139,7 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
         append: format!("mode=diskbench mib={}", a.mib),
         disk_bytes: None,
         disk_file: Some(disk.path().to_path_buf()),
+        qemu_extra: Vec::new(),
         timeout: DISKBENCH_TIMEOUT,
         kernel,
         qemu,

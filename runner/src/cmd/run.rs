@@ -28,6 +28,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         append,
         disk_bytes: (a.disk > 0).then_some(a.disk << 20),
         disk_file: None,
+        qemu_extra: Vec::new(),
         timeout: b.timeout,
         kernel,
         qemu,

@@ -96,6 +96,7 @@ pub fn spec(qemu: &Path, timeout: Duration) -> runner::boot::BootSpec {
         append: "mode=probe".into(),
         disk_bytes: Some(64 << 20),
         disk_file: None,
+        qemu_extra: Vec::new(),
         timeout,
         kernel: PathBuf::from("/nonexistent-kernel"),
         qemu: qemu.to_path_buf(),
