@@ -8,7 +8,7 @@
 //! QEMU never outlives its boot: a guard kills the process group on every
 //! path out of [`boot`], and [`crate::reaper`] covers signals.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
@@ -25,10 +25,7 @@ use crate::qemu::{self, Accel, Machine, QemuArgs};
 use crate::reaper::{self, Registration};
 use crate::verdict::{self, Ending, Exit, Judgement, Verdict};
 
-/// Longest console line accepted before it is cut (and called garbled).
-pub const MAX_LINE: usize = 1 << 20;
-/// Lines of console and stderr kept for reports.
-pub const TAIL_LINES: usize = 20;
+pub use crate::lines::{MAX_LINE, STDERR_LINE, TAIL_LINES, read_chunk};
 /// How long to wait for the console to close after QEMU exited.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long to keep reading after QEMU said it stopped the guest.
@@ -390,73 +387,11 @@ fn read_console(out: impl Read, tx: &Sender<Event>) {
 fn read_stderr(err: impl Read, tx: &Sender<Event>) {
     let mut r = BufReader::new(err);
     let mut buf = Vec::new();
-    while let Ok(Some(_)) = read_chunk(&mut r, &mut buf, 4096) {
+    while let Ok(Some(_)) = read_chunk(&mut r, &mut buf, STDERR_LINE) {
         let line = crate::console::printable(&std::mem::take(&mut buf));
         if tx.send(Event::Stderr(line)).is_err() {
             return;
         }
     }
     let _ = tx.send(Event::StderrClosed);
-}
-
-/// Reads one line (without its `\n`) into `buf`, at most `cap` bytes.
-/// `None` at the end of the stream.
-pub fn read_chunk(
-    r: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    cap: usize,
-) -> std::io::Result<Option<LineEnd>> {
-    buf.clear();
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok((!buf.is_empty()).then_some(LineEnd::Eof));
-        }
-        let room = cap.saturating_sub(buf.len());
-        match avail.iter().position(|&b| b == b'\n') {
-            Some(i) if i <= room => {
-                buf.extend_from_slice(&avail[..i]);
-                r.consume(i + 1);
-                return Ok(Some(LineEnd::Newline));
-            }
-            _ => {
-                let n = avail.len().min(room);
-                buf.extend_from_slice(&avail[..n]);
-                r.consume(n);
-                if buf.len() >= cap {
-                    return Ok(Some(LineEnd::Overlong));
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_split_on_newlines_eof_and_cap() {
-        let mut r = BufReader::with_capacity(4, &b"ab\ncdefghij\n\nxyz"[..]);
-        let mut buf = Vec::new();
-        let mut got = Vec::new();
-        while let Some(end) = read_chunk(&mut r, &mut buf, 5).expect("read") {
-            got.push((String::from_utf8_lossy(&buf).into_owned(), end));
-        }
-        use LineEnd::*;
-        assert_eq!(
-            got,
-            vec![
-                ("ab".into(), Newline),
-                ("cdefg".into(), Overlong),
-                ("hij".into(), Newline),
-                ("".into(), Newline),
-                ("xyz".into(), Eof),
-            ]
-        );
-    }
 }

@@ -89,6 +89,30 @@ pub enum Command {
     /// 2 bad usage, 3 some boot hit an infrastructure error.
     #[command(after_help = variants_help())]
     Compare(CompareArgs),
+    /// Fuzz the console classification for a long time.
+    ///
+    /// Feeds N generated inputs (valid consoles, damaged ones, random byte
+    /// edits; any exit status, timeouts, arbitrary pipe reads) through the
+    /// runner's whole console path and checks its properties: no panic, a
+    /// valid console passes, a damaged one never does, and `Pass` agrees
+    /// with an independent statement of the rules. Runs the ignored test
+    /// `long_fuzz` of `runner/tests/console_fuzz.rs` in release mode
+    /// (`cargo test` runs a short fixed-seed run).
+    ///
+    /// Exit status: 0 every input kept every property, 1 one did not (the
+    /// smallest failing input is printed).
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    /// Inputs to try (1 to 4294967295).
+    #[arg(long, value_name = "N", default_value_t = 10_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    pub cases: u64,
+    /// Seed of the input generator, decimal or 0x-hex.
+    #[arg(long, value_name = "X", default_value = "1", value_parser = crate::seed::parse)]
+    pub seed: u64,
 }
 
 /// The variants and what each changes, for `--help`.

@@ -303,6 +303,8 @@ impl Console {
         if self.ktap.version.is_none() && !matches!(k, KtapEntry::Version(_)) {
             self.violations
                 .push(format!("{what} before the 'KTAP version 1' line"));
+        } else if self.ktap.plan.is_none() && matches!(k, KtapEntry::Result(_)) {
+            self.violations.push(format!("{what} before the plan"));
         }
         match k {
             KtapEntry::Version(v) => {

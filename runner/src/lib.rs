@@ -3,7 +3,9 @@
 //!
 //! One concept per module: [`cli`] (the command line), [`cmd`] (one module
 //! per subcommand), [`boot`] (one QEMU run → one outcome), [`qemu`] (command
-//! lines, finding/installing QEMU), [`console`] (classifying console lines),
+//! lines, finding/installing QEMU), [`lines`] (splitting output into lines),
+//! [`console`] (classifying console lines), [`transcript`] (judging
+//! recorded output by the same path as a live boot),
 //! [`verdict`] (named verdicts), [`disk`] (sparse swap disks), [`kernel`]
 //! (building the image), [`toolchain`] (rustup target), [`accel`] (KVM
 //! probe), [`reaper`] (no QEMU outlives the runner), [`render`] and
@@ -26,6 +28,7 @@ pub mod error;
 pub mod finding;
 pub mod json;
 pub mod kernel;
+pub mod lines;
 pub mod live;
 pub mod matrix;
 pub mod plot;
@@ -40,4 +43,5 @@ pub mod summary;
 #[cfg(test)]
 mod testkit;
 pub mod toolchain;
+pub mod transcript;
 pub mod verdict;

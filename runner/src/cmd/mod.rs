@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_stress;
 pub mod build;
 pub mod compare;
+pub mod fuzz;
 pub mod run;
 pub mod stress;
 pub mod test;
@@ -56,5 +57,6 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Bench(b) => bench::run(&ctx, &b),
         Command::Stress(a) => stress::run(&ctx, &a),
         Command::Compare(a) => compare::run(&ctx, &a),
+        Command::Fuzz(a) => fuzz::run(&ctx, &a),
     }
 }
