@@ -102,6 +102,27 @@ pub enum Command {
     /// Exit status: 0 every input kept every property, 1 one did not (the
     /// smallest failing input is printed).
     Fuzz(FuzzArgs),
+    /// Merge the JSON reports of `compare --shard I/N` runs into one.
+    ///
+    /// The reports must be the shards of one plan (same variants, boots,
+    /// seconds, CPUs, seed base, machine, accelerator and kernel), none
+    /// interrupted, and together cover the plan exactly once. The merged
+    /// report holds every boot in plan order and summaries computed again
+    /// from them: the same as one run of the whole plan.
+    ///
+    /// Exit status: 0 merged, 2 the reports are not the shards of one plan
+    /// (one line says why), 3 the output cannot be written.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' `compare --json` reports.
+    #[arg(value_name = "REPORT.json", required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Where to write the merged report (atomically).
+    #[arg(long, value_name = "PATH")]
+    pub json: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +326,11 @@ pub struct CompareArgs {
     /// infrastructure errors; the finding is in the case's system-out.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Run only shard I of N of the plan: its cells number i with
+    /// i mod N = I-1 (plan order: boot-major). Merge the shards' JSON with
+    /// `cargo xtask merge`.
+    #[arg(long, value_name = "I/N", value_parser = crate::matrix::Shard::parse)]
+    pub shard: Option<crate::matrix::Shard>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,13 +11,14 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::matrix::Shard;
 use crate::qemu::{Accel, Machine};
 use crate::seed;
 use crate::stressrun::BootResult;
 use crate::summary::VariantSummary;
 
-/// Version of the report layout.
-pub const SCHEMA: u32 = 1;
+/// Version of the report layout (2: kernel hash, shard, interruption).
+pub const SCHEMA: u32 = 2;
 
 /// What `compare --json` writes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,10 +38,56 @@ pub struct CompareReport {
     pub jobs: usize,
     /// Wall time of the whole matrix.
     pub wall_ms: u64,
-    /// One summary per variant, in the order asked.
+    /// One summary per variant, in the order asked (over the boots that
+    /// finished).
     pub variants: Vec<VariantSummary>,
-    /// Every boot, in plan order.
+    /// Every boot that finished, in plan order.
     pub boots: Vec<BootResult>,
+    /// SHA-256 of the kernel image booted.
+    #[serde(default)]
+    pub kernel_sha256: String,
+    /// The slice of the plan this run covered (`--shard I/N`); `null`: all.
+    #[serde(default)]
+    pub shard: Option<Shard>,
+    /// Boots this run was to run (its shard of the plan, or all of it).
+    #[serde(default)]
+    pub planned: usize,
+    /// SIGINT/SIGTERM stopped the run: `boots` holds the boots that
+    /// finished, `variants` summarizes those.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// The signal that stopped it (`SIGINT`, `SIGTERM`).
+    #[serde(default)]
+    pub signal: Option<String>,
+    /// For `cargo xtask merge`: the shard reports it combined.
+    #[serde(default)]
+    pub merged_from: Vec<String>,
+}
+
+/// What `stress --json` writes when SIGINT/SIGTERM stopped the boot: no
+/// verdict, the counters of the last `Progress` record, and how to run it
+/// again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StressInterrupted {
+    pub schema: u32,
+    /// Always true: tells this document from a boot result.
+    pub interrupted: bool,
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: String,
+    pub variant: stress::Variant,
+    #[serde(with = "seed::serde_hex")]
+    pub seed: u64,
+    pub cpus: u32,
+    pub seconds: f64,
+    pub machine: Machine,
+    pub accel: Accel,
+    /// The last counters the kernel reported before the interrupt.
+    pub stats: Option<stress::Stats>,
+    /// The stress run's time at those counters (ms).
+    pub run_ms: Option<u64>,
+    /// QEMU spawn to the interrupt.
+    pub elapsed_ms: u64,
+    pub replay: String,
 }
 
 /// Serializes `value` (pretty) and writes it to `path` atomically.
@@ -86,12 +133,27 @@ pub fn ensure_writable(flag: &str, path: &Path) -> Result<(), Error> {
     }
     let dir = parent(path);
     std::fs::create_dir_all(dir)
-        .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| bad(format!("cannot create {}: {}", dir.display(), os_error(&e))))?;
     tempfile::Builder::new()
         .prefix(".forkswap-check-")
         .tempfile_in(dir)
         .map(drop)
-        .map_err(|e| bad(format!("cannot write in {}: {e}", dir.display())))
+        .map_err(|e| {
+            bad(format!(
+                "cannot write in {}: {}",
+                dir.display(),
+                os_error(&e)
+            ))
+        })
+}
+
+/// An I/O error in the OS's words, without the temp file's path that
+/// `tempfile` appends.
+fn os_error(e: &std::io::Error) -> String {
+    e.raw_os_error().map_or_else(
+        || e.to_string(),
+        |c| std::io::Error::from_raw_os_error(c).to_string(),
+    )
 }
 
 /// Reads a compare report back.
@@ -157,6 +219,12 @@ mod tests {
             .map(|v| summarize(*v, &boots))
             .collect(),
             boots,
+            kernel_sha256: "ab".repeat(32),
+            shard: Some(Shard { index: 1, count: 2 }),
+            planned: 4,
+            interrupted: false,
+            signal: None,
+            merged_from: Vec::new(),
         }
     }
 

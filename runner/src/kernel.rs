@@ -1,4 +1,4 @@
-//! Building the kernel image: `cargo build -p unikernel --target
+//! Building the kernel image and telling images apart (SHA-256): `cargo build -p unikernel --target
 //! x86_64-unknown-none --release`, honouring the inherited
 //! `CARGO_TARGET_DIR`, and finding `forkswap-kernel` from cargo's own
 //! artifact messages (falling back to `cargo metadata`'s target dir).
@@ -75,6 +75,18 @@ pub fn expected_image(workspace: &Path) -> anyhow::Result<PathBuf> {
         .join(KERNEL_TARGET)
         .join("release")
         .join(KERNEL_BIN))
+}
+
+/// The SHA-256 of a kernel image, lowercase hex: which kernel a report's
+/// boots ran (merged shards must share it).
+pub fn sha256(image: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(image)
+        .with_context(|| format!("cannot read the kernel image {}", image.display()))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// The workspace root (the runner lives in `<workspace>/runner`).

@@ -14,7 +14,8 @@
 //! Stress work: [`seed`] (parsing, printing, random seeds), [`stressrun`]
 //! (one stress boot: spec, result, outcome), [`live`] (the status line),
 //! [`finding`] (the interleaving of a failure), [`matrix`] (scheduling the
-//! variant × boot matrix), [`summary`] (statistics and variant verdicts),
+//! variant × boot matrix and its shards), [`merge`] (shard reports into
+//! one), [`summary`] (statistics and variant verdicts),
 //! [`json`] (reports, atomic writes), [`plot`] (the SVG).
 #![forbid(unsafe_code)]
 
@@ -31,6 +32,7 @@ pub mod kernel;
 pub mod lines;
 pub mod live;
 pub mod matrix;
+pub mod merge;
 pub mod plot;
 pub mod qemu;
 pub mod reaper;

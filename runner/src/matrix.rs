@@ -1,16 +1,18 @@
-//! Scheduling a matrix of boots: the variant × boot plan of `compare`, and
-//! a runner that keeps at most `jobs` boots going at once (worker threads
+//! Scheduling a matrix of boots: the variant × boot plan of `compare`, its
+//! shards, and a runner that keeps at most `jobs` boots going at once (worker threads
 //! taking the next job in plan order), hands every result to the caller's
 //! thread as it arrives, and returns the results in plan order.
 //!
 //! Boot `i` of every variant uses seed `seed_base + i` (wrapping), so the
-//! variants are compared on the same seeds. The plan is boot-major (seed 1
+//! variants are compared on the same seeds. A [`Shard`] is every N-th cell
+//! of the plan, for splitting one plan over several machines. The plan is boot-major (seed 1
 //! of every variant, then seed 2, ...), so that an interrupted or partial
 //! run has covered every variant equally.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
+use serde::{Deserialize, Serialize};
 use stress::Variant;
 
 /// One cell of the matrix.
@@ -35,14 +37,66 @@ pub fn plan(variants: &[Variant], boots: u32, seed_base: u64) -> Vec<Cell> {
         .collect()
 }
 
+/// A deterministic slice of a plan: shard `index` of `count` (1-based)
+/// holds the cells whose plan index is `index - 1` modulo `count`, so that
+/// the shards of a plan cover it exactly once and each covers every
+/// variant and seed range about equally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N` (1 ≤ I ≤ N ≤ 10000).
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let bad = || format!("'{s}' is not a shard I/N with 1 <= I <= N (e.g. 1/4)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || count == 0 || index > count || count > 10_000 {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether plan index `i` belongs to this shard.
+    pub fn holds(&self, i: usize) -> bool {
+        i % self.count as usize == (self.index - 1) as usize
+    }
+
+    /// This shard's cells, with their plan indexes.
+    pub fn select<T: Clone>(&self, plan: &[T]) -> Vec<(usize, T)> {
+        plan.iter()
+            .enumerate()
+            .filter(|(i, _)| self.holds(*i))
+            .map(|(i, c)| (i, c.clone()))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// Runs `work` on every job with at most `jobs` at once; `done` sees each
-/// result (with its job's index) on the calling thread as soon as it is
-/// ready. Returns the results in the order of `items`.
-pub fn run<J, R, W, D>(items: &[J], jobs: usize, work: W, mut done: D) -> Vec<R>
+/// finished result (with its job's index) on the calling thread as soon as
+/// it is ready. No new job starts once `stop()` is true, and `work`
+/// returns `None` for a job it did not finish. Returns the results in the
+/// order of `items` (`None` for jobs that did not run or finish).
+pub fn run<J, R, W, D>(
+    items: &[J],
+    jobs: usize,
+    work: W,
+    mut done: D,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<Option<R>>
 where
     J: Sync,
     R: Send,
-    W: Fn(usize, &J) -> R + Sync,
+    W: Fn(usize, &J) -> Option<R> + Sync,
     D: FnMut(usize, &R),
 {
     let workers = jobs.clamp(1, items.len().max(1));
@@ -55,9 +109,14 @@ where
             let (next, work) = (&next, &work);
             s.spawn(move || {
                 loop {
+                    if stop() {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
-                    if tx.send((i, work(i, item))).is_err() {
+                    if let Some(r) = work(i, item)
+                        && tx.send((i, r)).is_err()
+                    {
                         break;
                     }
                 }
@@ -69,7 +128,7 @@ where
             slots[i] = Some(r);
         }
     });
-    slots.into_iter().flatten().collect()
+    slots
 }
 
 #[cfg(test)]
@@ -108,7 +167,7 @@ mod tests {
             let peak = AtomicUsize::new(0);
             let started = Mutex::new(Vec::new());
             let mut seen = Vec::new();
-            let results = run(
+            let results: Vec<_> = run(
                 &cells,
                 jobs,
                 |i, c: &Cell| {
@@ -118,10 +177,14 @@ mod tests {
                     // Later jobs finish sooner: completion order differs from plan order.
                     std::thread::sleep(Duration::from_millis(2 + (32 - i as u64) / 4));
                     running.fetch_sub(1, Ordering::SeqCst);
-                    (c.variant, c.seed)
+                    Some((c.variant, c.seed))
                 },
                 |i, _| seen.push(i),
-            );
+                &|| false,
+            )
+            .into_iter()
+            .flatten()
+            .collect();
             let peak = peak.load(Ordering::SeqCst);
             assert!(peak <= jobs, "{peak} boots at once with --jobs {jobs}");
             if jobs > 1 {
@@ -139,9 +202,61 @@ mod tests {
 
     #[test]
     fn empty_matrix_and_more_jobs_than_items() {
-        let none: Vec<u32> = run(&[] as &[u32], 4, |_, x| *x, |_, _| {});
+        let none: Vec<Option<u32>> = run(&[] as &[u32], 4, |_, x| Some(*x), |_, _| {}, &|| false);
         assert!(none.is_empty());
-        let two = run(&[1u32, 2], 16, |_, x| x * 10, |_, _| {});
-        assert_eq!(two, vec![10, 20]);
+        let two = run(&[1u32, 2], 16, |_, x| Some(x * 10), |_, _| {}, &|| false);
+        assert_eq!(two, vec![Some(10), Some(20)]);
+    }
+
+    #[test]
+    fn a_stopped_run_starts_nothing_more_and_keeps_what_finished() {
+        use std::sync::atomic::AtomicBool;
+        let stop = AtomicBool::new(false);
+        let items: Vec<u32> = (0..20).collect();
+        let mut seen = 0;
+        let out = run(
+            &items,
+            2,
+            |i, x| {
+                if i == 5 {
+                    stop.store(true, Ordering::SeqCst);
+                    return None; // the boot the interrupt killed
+                }
+                Some(*x)
+            },
+            |_, _| seen += 1,
+            &|| stop.load(Ordering::SeqCst),
+        );
+        assert_eq!(out.len(), 20);
+        assert_eq!(out[5], None);
+        let finished = out.iter().flatten().count();
+        assert_eq!(finished, seen);
+        // Two workers: at most the job in flight on the other one after 5.
+        assert!(
+            finished <= 6 && out[..5].iter().all(Option::is_some),
+            "{out:?}"
+        );
+        assert!(out[7..].iter().all(Option::is_none), "{out:?}");
+    }
+
+    #[test]
+    fn shards_cover_the_plan_once() {
+        let p = plan(&Variant::ALL, 5, 1);
+        for count in 1..=7u32 {
+            let mut all: Vec<usize> = (1..=count)
+                .flat_map(|index| Shard { index, count }.select(&p))
+                .map(|(i, _)| i)
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..p.len()).collect::<Vec<_>>(), "{count} shards");
+        }
+        let s = Shard::parse("2/3").expect("parses");
+        assert_eq!(s, Shard { index: 2, count: 3 });
+        assert_eq!(s.select(&p)[0].0, 1);
+        assert_eq!(s.select(&p)[1].0, 4);
+        assert_eq!(s.to_string(), "2/3");
+        for bad in ["0/3", "4/3", "1/0", "x", "1/", "/2", "1/2/3", "-1/2"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
     }
 }

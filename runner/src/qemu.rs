@@ -1,7 +1,7 @@
 //! QEMU: the machine types and accelerators the runner uses, the exact
 //! command line of the contract (`/work/notes/contract.md`), and finding
-//! `qemu-system-x86_64` (installing it with `scripts/install-qemu.sh` when
-//! it is missing).
+//! `qemu-system-x86_64` (`$FORKSWAP_QEMU`, or PATH, installing it with
+//! `scripts/install-qemu.sh` when it is missing).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -190,9 +190,24 @@ pub fn display(bin: &Path, args: &[OsString]) -> String {
     s
 }
 
-/// Finds `qemu-system-x86_64` on PATH; when it is missing, runs
+/// The environment variable that names the QEMU binary to use instead of
+/// the one on PATH (never installed: it must exist).
+pub const QEMU_ENV: &str = "FORKSWAP_QEMU";
+
+/// Finds QEMU: `$FORKSWAP_QEMU` when set (it must be an executable file),
+/// else `qemu-system-x86_64` on PATH; when that is missing, runs
 /// `scripts/install-qemu.sh` (saying so on stderr) and looks again.
 pub fn locate_or_install(workspace: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(QEMU_ENV) {
+        let p = PathBuf::from(p);
+        return match which::which(&p) {
+            Ok(found) => Ok(found),
+            Err(_) => bail!(
+                "{QEMU_ENV}={}: no such executable (unset it to use {QEMU} from PATH)",
+                p.display()
+            ),
+        };
+    }
     if let Ok(p) = which::which(QEMU) {
         return Ok(p);
     }

@@ -4,6 +4,7 @@
 //! throughput.
 //!
 //! The verdict of a variant is decided from its boots, in this order:
+//! 0. `not-run`: no boot of the variant finished (an interrupted run);
 //! 1. `error`: no boot ran (every boot was an infrastructure error);
 //! 2. `mixed`: some boots were caught by an oracle and some hung;
 //! 3. `caught`: an oracle caught a failure in at least one boot;
@@ -62,6 +63,8 @@ pub enum VariantVerdict {
     Hangs,
     Mixed,
     Error,
+    /// No boot of the variant finished (an interrupted run).
+    NotRun,
 }
 
 impl VariantVerdict {
@@ -73,6 +76,7 @@ impl VariantVerdict {
             VariantVerdict::Hangs => "hangs",
             VariantVerdict::Mixed => "mixed",
             VariantVerdict::Error => "error",
+            VariantVerdict::NotRun => "not-run",
         }
     }
 }
@@ -165,7 +169,14 @@ pub fn summarize(variant: Variant, boots: &[BootResult]) -> VariantSummary {
         .sum();
     let per_s = |total: u64| (run_ms > 0).then(|| total as f64 * 1e3 / run_ms as f64);
     let rate = wilson(caught, n, Z95);
-    let (verdict, why) = decide(caught, hangs, infra, clean, clean_without_window, n);
+    let (verdict, why) = if mine.is_empty() {
+        (
+            VariantVerdict::NotRun,
+            "no boot of this variant finished".to_string(),
+        )
+    } else {
+        decide(caught, hangs, infra, clean, clean_without_window, n)
+    };
     VariantSummary {
         variant,
         boots: mine.len() as u64,
@@ -353,7 +364,9 @@ mod tests {
             (s.verdict, s.ran, s.failure_rate),
             (VariantVerdict::Error, 0, None)
         );
+        // No boot of the variant finished (an interrupted run): not run.
         let s = summarize(v, &[]);
-        assert_eq!(s.verdict, VariantVerdict::Error);
+        assert_eq!((s.verdict, s.boots), (VariantVerdict::NotRun, 0));
+        assert_eq!(s.verdict.name(), "not-run");
     }
 }

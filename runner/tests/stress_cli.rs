@@ -35,6 +35,8 @@ enum Ending {
     Caught,
     Clean(u64),
     Panic,
+    /// Progress, then nothing until killed (with a child process).
+    Stuck,
 }
 
 /// The bash lines of one scripted stress boot.
@@ -112,13 +114,18 @@ fn boot_script(variant: Variant, seed: u64, end: Ending) -> String {
             });
             37
         }
+        Ending::Stuck => -1,
     };
     let mut s: Vec<String> = recs
         .into_iter()
         .enumerate()
         .map(|(i, r)| print_record(i as u64, r))
         .collect();
-    s.push(format!("exit {status}"));
+    if status < 0 {
+        s.push("spawn_child\nexec -a \"$0-stuck\" sleep 300".into());
+    } else {
+        s.push(format!("exit {status}"));
+    }
     s.join("\n")
 }
 
@@ -135,18 +142,21 @@ fn fake(boots: &[(Variant, u64, Ending)]) -> Fake {
     Fake::new(&body)
 }
 
-fn run(f: &Fake, args: &[&str]) -> Output {
+/// The runner with the fake QEMU first on PATH and as `--kernel`.
+fn with_fake(f: &Fake) -> Command {
     let path = format!(
         "{}:{}",
         f.dir.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    runner()
-        .args(["--kernel", &f.script.to_string_lossy()])
-        .args(args)
-        .env("PATH", path)
-        .output()
-        .expect("runs")
+    let mut c = runner();
+    c.args(["--kernel", &f.script.to_string_lossy()])
+        .env("PATH", path);
+    c
+}
+
+fn run(f: &Fake, args: &[&str]) -> Output {
+    with_fake(f).args(args).output().expect("runs")
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -303,6 +313,13 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     assert_usage(&["stress", "--seconds", "abc"], "not a number");
     assert_usage(&["stress", "--seed", "0xzz"], "not a seed");
     assert_usage(&["stress", "--json", &under_file], "--json");
+    assert_usage(
+        &["stress", "--json", "/proc/forkswap.json"],
+        "--json /proc/forkswap.json: cannot write in /proc: No such file or directory (os error 2)",
+    );
+    assert_usage(&["compare", "--seconds", "0"], "--seconds");
+    assert_usage(&["compare", "--cpus", "0"], "--cpus");
+    assert_usage(&["compare", "--cpus", "65"], "1..=64");
     assert_usage(&["stress", "--json", &a_dir], "is a directory");
     assert_usage(
         &["compare", "--variants", "baseline,nope"],
@@ -372,12 +389,30 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
     assert_eq!(v["boots"].as_array().map(Vec::len), Some(4));
     assert_eq!(v["variants"][0]["failed_boots"], 2);
     assert_eq!(v["variants"][1]["window_hits"], 6);
-    let xml = std::fs::read_to_string(p("c.xml")).expect("junit");
-    assert!(
-        xml.contains("tests=\"4\"") && xml.contains("failures=\"0\""),
-        "{xml}"
+    let cases = common::junit::parse(&std::fs::read_to_string(p("c.xml")).expect("junit"));
+    let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "baseline/0x1",
+            "baseline/0x2",
+            "swap-prealloc/0x1",
+            "swap-prealloc/0x2"
+        ]
     );
-    assert!(xml.contains("baseline/0x2"), "{xml}");
+    assert!(cases.iter().all(|c| !c.failed), "{cases:?}");
+    // The finding is in system-out, with its replay command.
+    assert!(
+        cases[0]
+            .system_out
+            .contains("caught repopulated on cpu 3 at 420 ms")
+            && cases[0].system_out.contains("replay: cargo xtask"),
+        "{cases:?}"
+    );
+    assert!(
+        cases[2].system_out.contains("clean, 4 window hits"),
+        "{cases:?}"
+    );
     assert!(
         std::fs::read_to_string(p("c.svg"))
             .expect("svg")
@@ -417,6 +452,358 @@ fn compare_exits_3_on_infrastructure_errors_and_never_calls_them_clean() {
         out.contains("1 boot(s) hit an infrastructure error"),
         "{out}"
     );
-    let xml = std::fs::read_to_string(&junit).expect("junit");
-    assert!(xml.contains("failures=\"1\""), "{xml}");
+    let cases = common::junit::parse(&std::fs::read_to_string(&junit).expect("junit"));
+    assert_eq!(cases.len(), 2);
+    assert!(
+        !cases[0].failed && cases[0].system_out.contains("clean"),
+        "{cases:?}"
+    );
+    // The infrastructure error is a failed case that says what happened.
+    assert!(cases[1].failed, "{cases:?}");
+    assert_eq!(cases[1].name, "swap-prealloc/0x2");
+    assert!(cases[1].message.contains("ERROR Panic"), "{cases:?}");
+}
+
+/// The JSON of a report with the wall times (which differ from run to run)
+/// taken out of its boots.
+fn report_json(path: &std::path::Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("report")).expect("json");
+    for b in v["boots"].as_array_mut().expect("boots") {
+        b["elapsed_ms"] = 0.into();
+    }
+    v
+}
+
+#[test]
+fn shards_merge_into_exactly_the_single_run() {
+    let variants = [Variant::Baseline, Variant::SwapClip, Variant::SwapPrealloc];
+    let mut boots = Vec::new();
+    for (i, v) in variants.iter().enumerate() {
+        for seed in 1..=3u64 {
+            let end = match (i as u64 + seed) % 3 {
+                0 => Ending::Caught,
+                1 => Ending::Clean(seed),
+                _ => Ending::Panic,
+            };
+            boots.push((*v, seed, end));
+        }
+    }
+    let f = fake(&boots);
+    let dir = tempfile::tempdir().expect("dir");
+    let p = |n: &str| dir.path().join(n);
+    let compare = |seconds: &str, extra: &[&str], json: &str| {
+        let mut args = vec![
+            "compare",
+            "--variants",
+            "baseline,swap-clip,swap-prealloc",
+            "--boots",
+            "3",
+            "--seconds",
+            seconds,
+            "--accel",
+            "tcg",
+            "--jobs",
+            "2",
+        ];
+        args.extend(extra);
+        let json = p(json).to_string_lossy().into_owned();
+        args.extend(["--json", &json]);
+        let o = run(&f, &args);
+        // Panics are infrastructure errors: exit 3 once one ran.
+        assert!(matches!(o.status.code(), Some(0 | 3)), "{:?}", text(&o));
+        o
+    };
+    compare("1", &[], "all.json");
+    for (i, s) in ["1/3", "2/3", "3/3"].iter().enumerate() {
+        let o = compare("1", &["--shard", s], &format!("s{}.json", i + 1));
+        assert!(
+            text(&o).1.contains(&format!("shard {s}: 3 of them")),
+            "{:?}",
+            text(&o)
+        );
+    }
+    let s = |n: &str| p(n).to_string_lossy().into_owned();
+    let merged = s("merged.json");
+    let o = runner()
+        .args([
+            "merge",
+            &s("s3.json"),
+            &s("s1.json"),
+            &s("s2.json"),
+            "--json",
+            &merged,
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let (all, m) = (report_json(&p("all.json")), report_json(&p("merged.json")));
+    assert_eq!(m["boots"], all["boots"]);
+    assert_eq!(m["variants"], all["variants"]);
+    for k in [
+        "cpus",
+        "seconds",
+        "seed_base",
+        "machine",
+        "boots_per_variant",
+        "kernel_sha256",
+    ] {
+        assert_eq!(m[k], all[k], "{k}");
+    }
+    assert_eq!(m["planned"], 9);
+    assert_eq!(m["shard"], serde_json::Value::Null);
+    assert_eq!(m["merged_from"].as_array().map(Vec::len), Some(3));
+    // Refused with one line and exit 2: overlap, a hole, another plan.
+    compare("2", &["--shard", "1/3"], "other.json");
+    for (args, needle) in [
+        (
+            vec![s("s1.json"), s("s1.json"), s("s2.json"), s("s3.json")],
+            "overlap",
+        ),
+        (vec![s("s1.json"), s("s3.json")], "shard(s) 2/3 missing"),
+        (
+            vec![s("other.json"), s("s2.json"), s("s3.json")],
+            "not shards of one plan: seconds",
+        ),
+        (
+            vec![s("s1.json"), p("nope.json").to_string_lossy().into_owned()],
+            "cannot read",
+        ),
+    ] {
+        let o = runner()
+            .arg("merge")
+            .args(&args)
+            .args(["--json", &s("bad.json")])
+            .output()
+            .expect("runs");
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{needle}: {err}"
+        );
+        assert!(!p("bad.json").exists());
+    }
+    assert_usage(&["compare", "--shard", "4/3"], "--shard");
+    assert_usage(&["compare", "--shard", "0/3"], "--shard");
+    assert!(f.leftovers().is_empty());
+}
+
+#[test]
+fn sigint_mid_matrix_keeps_finished_boots_and_leaves_nothing() {
+    use std::io::{BufRead, BufReader};
+    let mut boots = Vec::new();
+    for v in [Variant::Baseline, Variant::SwapPrealloc] {
+        boots.push((v, 1, Ending::Caught));
+        boots.push((v, 2, Ending::Clean(3)));
+        boots.push((v, 3, Ending::Stuck));
+        boots.push((v, 4, Ending::Stuck));
+    }
+    let f = fake(&boots);
+    let dir = tempfile::tempdir().expect("dir");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (json, junit) = (dir.path().join("c.json"), dir.path().join("c.xml"));
+    let mut child = with_fake(&f)
+        .args([
+            "compare",
+            "--variants",
+            "baseline,swap-prealloc",
+            "--boots",
+            "4",
+            "--seconds",
+            "1",
+            "--accel",
+            "tcg",
+            "--jobs",
+            "2",
+            "--json",
+            &json.to_string_lossy(),
+            "--junit",
+            &junit.to_string_lossy(),
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read stderr on a thread until the end (a closed pipe would make the
+    // runner's next eprintln! fail); hear about the 4th finished boot.
+    let err = BufReader::new(child.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for l in err.lines().map_while(Result::ok) {
+            if l.starts_with("[4/8]") {
+                let _ = tx.send(());
+            }
+            all.push(l);
+        }
+        all
+    });
+    let seen = rx.recv_timeout(std::time::Duration::from_secs(30));
+    assert!(seen.is_ok(), "the 4th boot never finished");
+    // Two stuck boots are running now (--jobs 2), each with a child and a disk.
+    let t = std::time::Instant::now();
+    while f.leftovers().len() < 4 {
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "stuck boots never started: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 2);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signal");
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = reader.join().expect("reader").join("\n");
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("killed 2 QEMU process group(s), removed 2 temp dir(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("INTERRUPTED by SIGINT: 4 of 8 boots finished"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["signal"], "SIGINT");
+    assert_eq!(v["planned"], 8);
+    let seeds: Vec<&str> = v["boots"]
+        .as_array()
+        .expect("boots")
+        .iter()
+        .map(|b| b["seed"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(seeds, ["0x1", "0x1", "0x2", "0x2"]);
+    assert_eq!(v["variants"][0]["failed_boots"], 1);
+    assert_eq!(v["variants"][1]["boots"], 2);
+    let cases = common::junit::parse(&std::fs::read_to_string(&junit).expect("junit"));
+    assert_eq!(cases.len(), 5, "{cases:?}");
+    let last = &cases[4];
+    assert_eq!(last.name, "compare/interrupted");
+    assert!(
+        last.failed && last.message.contains("4 of 8 boots finished"),
+        "{last:?}"
+    );
+    // No temp file next to the JSON, no QEMU, no disk.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 2);
+    assert_eq!(f.leftovers(), Vec::<u32>::new(), "QEMU left behind");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).expect("ls").count(),
+        0,
+        "disk left behind"
+    );
+}
+
+#[test]
+fn sigterm_during_stress_writes_the_interrupted_document() {
+    let f = fake(&[(Variant::SwapClip, 9, Ending::Stuck)]);
+    let dir = tempfile::tempdir().expect("dir");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("s.json");
+    let mut child = with_fake(&f)
+        .args([
+            "stress",
+            "--variant",
+            "swap-clip",
+            "--seed",
+            "9",
+            "--accel",
+            "tcg",
+        ])
+        .args(["--json", &json.to_string_lossy()])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let t = std::time::Instant::now();
+    while f.leftovers().len() < 2 {
+        assert!(t.elapsed().as_secs() < 20, "the stuck boot never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal");
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{stdout}");
+    assert!(stdout.contains("INTERRUPTED by SIGTERM"), "{stdout}");
+    assert!(
+        stdout.contains("--variant swap-clip --seed 0x9"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    assert_eq!(
+        (v["interrupted"].clone(), v["signal"].clone()),
+        (true.into(), "SIGTERM".into())
+    );
+    assert_eq!(v["stats"]["window_hits"], 1);
+    assert_eq!(f.leftovers(), Vec::<u32>::new());
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0);
+}
+
+#[test]
+fn infrastructure_errors_exit_3_on_one_line() {
+    let f = fake(&[(Variant::Baseline, 1, Ending::Clean(1))]);
+    let kernel = f.script.to_string_lossy().into_owned();
+    for (args, env, needle) in [
+        (
+            vec!["--kernel", "/nope", "stress"],
+            None,
+            "the kernel image /nope does not exist",
+        ),
+        (
+            vec!["--kernel", "/nope", "compare", "--boots", "1"],
+            None,
+            "the kernel image /nope does not exist",
+        ),
+        (
+            vec!["--kernel", &kernel, "stress", "--accel", "tcg"],
+            Some("/nonexistent/qemu-system-x86_64"),
+            "FORKSWAP_QEMU=/nonexistent/qemu-system-x86_64: no such executable",
+        ),
+        (
+            vec!["--kernel", &kernel, "compare", "--accel", "tcg"],
+            Some("/nonexistent/qemu"),
+            "FORKSWAP_QEMU=/nonexistent/qemu: no such executable",
+        ),
+    ] {
+        let mut c = runner();
+        c.args(&args);
+        if let Some(q) = env {
+            c.env("FORKSWAP_QEMU", q);
+        }
+        let o = c.output().expect("runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+    // FORKSWAP_QEMU names the binary: the fake one runs the boot.
+    let o = runner()
+        .args([
+            "--kernel", &kernel, "stress", "--seed", "1", "--accel", "tcg",
+        ])
+        .env("FORKSWAP_QEMU", &f.script)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
 }

@@ -21,10 +21,12 @@ use crate::cli::{CompareArgs, default_jobs, host_cpus};
 use crate::error::{EXIT_INFRA, EXIT_OK, Result};
 use crate::json::{self, CompareReport, SCHEMA};
 use crate::matrix::{self, Cell};
+use crate::reaper;
 use crate::report::{self, CaseResult};
 use crate::seed;
 use crate::stressrun::{BootResult, Outcome, StressSpec, secs_arg};
 use crate::summary::{VariantSummary, summarize};
+use crate::verdict::Exit;
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     for (flag, path) in [
@@ -42,7 +44,10 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         .jobs
         .map_or_else(|| default_jobs(host, a.boot.cpus), |j| j as usize);
     let kernel = ctx.kernel()?;
+    let kernel_sha256 = crate::kernel::sha256(&kernel)?;
     let qemu = ctx.qemu()?;
+    // From here on SIGINT/SIGTERM stops the matrix and keeps what finished.
+    let _graceful = reaper::Graceful::new();
     let b = &a.boot;
     let resolved = Chooser::new(kernel.clone(), qemu.clone()).resolve(
         b.accel.unwrap_or(AccelChoice::Auto),
@@ -58,13 +63,21 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             b.cpus
         );
     }
-    let cells = matrix::plan(variants, a.boots, a.seed_base);
+    let plan = matrix::plan(variants, a.boots, a.seed_base);
+    let cells: Vec<(usize, Cell)> = match a.shard {
+        Some(s) => s.select(&plan),
+        None => plan.iter().copied().enumerate().collect(),
+    };
     let last_seed = a.seed_base.wrapping_add(u64::from(a.boots - 1));
     eprintln!(
-        "compare: {} variant(s) × {} boot(s) = {} boots of {} s on {}/{}cpu/{}, {} at once; seeds {}..={} (--seed-base {})",
+        "compare: {} variant(s) × {} boot(s) = {} boots{} of {} s on {}/{}cpu/{}, {} at once; seeds {}..={} (--seed-base {})",
         variants.len(),
         a.boots,
-        cells.len(),
+        plan.len(),
+        a.shard.map_or(String::new(), |s| format!(
+            ", shard {s}: {} of them",
+            cells.len()
+        )),
         secs_arg(b.seconds),
         b.machine,
         b.cpus,
@@ -101,11 +114,16 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     let results = matrix::run(
         &cells,
         jobs,
-        |_, c| {
+        |_, (_, c)| {
             let spec = spec_of(c);
             let t = Instant::now();
             let out = boot::boot(&spec.boot_spec(kernel.clone(), qemu.clone()), &mut |_| {});
-            BootResult::from_outcome(&spec, &out, t.elapsed())
+            // A boot whose QEMU the interrupt killed (or never started) is
+            // no result; one that ended by itself is kept.
+            if reaper::interrupted().is_some() && !matches!(out.exit, Exit::Status(_)) {
+                return None;
+            }
+            Some(BootResult::from_outcome(&spec, &out, t.elapsed()))
         },
         |_, r| {
             finished += 1;
@@ -117,13 +135,30 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             }
             bar.inc(1);
         },
+        &|| reaper::interrupted().is_some(),
     );
     bar.finish_and_clear();
     let wall = t0.elapsed();
+    let not_run: Vec<Cell> = cells
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_none())
+        .map(|((_, c), _)| *c)
+        .collect();
+    let results: Vec<BootResult> = results.into_iter().flatten().collect();
+    let signal = reaper::interrupted();
     let summaries: Vec<VariantSummary> = variants.iter().map(|v| summarize(*v, &results)).collect();
 
+    if let Some(sig) = signal {
+        println!(
+            "INTERRUPTED by {}: {} of {} boots finished; the table covers those",
+            reaper::signal_name(sig),
+            results.len(),
+            total
+        );
+    }
     println!(
-        "{} boots of {} s per variant on {}/{}cpu/{} ({}), seeds {}..={}; {} at once, {:.1} s wall",
+        "{} boots of {} s per variant on {}/{}cpu/{} ({}), seeds {}..={}{}; {} at once, {:.1} s wall",
         a.boots,
         secs_arg(b.seconds),
         b.machine,
@@ -132,6 +167,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         resolved.why,
         seed::show(a.seed_base),
         seed::show(last_seed),
+        a.shard.map_or(String::new(), |s| format!(", shard {s}")),
         jobs,
         wall.as_secs_f64()
     );
@@ -153,6 +189,12 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             wall_ms: wall.as_millis() as u64,
             variants: summaries.clone(),
             boots: results.clone(),
+            kernel_sha256,
+            shard: a.shard,
+            planned: total,
+            interrupted: signal.is_some(),
+            signal: signal.map(|s| reaper::signal_name(s).to_string()),
+            merged_from: Vec::new(),
         };
         json::write_atomic(p, &report)?;
         eprintln!("JSON written to {}", p.display());
@@ -162,14 +204,39 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         eprintln!("plot written to {}", p.display());
     }
     if let Some(p) = &a.junit {
-        report::write_junit(p, &junit_cases(&results))?;
+        let mut cases = junit_cases(&results);
+        if let Some(sig) = signal {
+            cases.push(interrupted_case(sig, results.len(), total, &not_run));
+        }
+        report::write_junit(p, &cases)?;
         eprintln!("JUnit XML written to {}", p.display());
+    }
+    if let Some(sig) = signal {
+        return Ok((128 + sig) as u8);
     }
     Ok(if results.iter().any(|r| r.outcome == Outcome::Infra) {
         EXIT_INFRA
     } else {
         EXIT_OK
     })
+}
+
+/// The JUnit case of an interrupted matrix: failed, naming what did not run.
+pub fn interrupted_case(sig: i32, finished: usize, total: usize, not_run: &[Cell]) -> CaseResult {
+    let names: Vec<String> = not_run
+        .iter()
+        .map(|c| format!("{}/{}", c.variant, seed::show(c.seed)))
+        .collect();
+    CaseResult {
+        name: "compare/interrupted".into(),
+        ok: false,
+        message: format!(
+            "interrupted by {}: {finished} of {total} boots finished",
+            reaper::signal_name(sig)
+        ),
+        details: format!("not run: {}", names.join(", ")),
+        time: Duration::ZERO,
+    }
 }
 
 /// One line per finished boot.

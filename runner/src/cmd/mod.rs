@@ -6,6 +6,7 @@ pub mod bench_stress;
 pub mod build;
 pub mod compare;
 pub mod fuzz;
+pub mod merge;
 pub mod run;
 pub mod stress;
 pub mod test;
@@ -58,5 +59,6 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Stress(a) => stress::run(&ctx, &a),
         Command::Compare(a) => compare::run(&ctx, &a),
         Command::Fuzz(a) => fuzz::run(&ctx, &a),
+        Command::Merge(a) => merge::run(&ctx, &a),
     }
 }

@@ -21,9 +21,11 @@ use crate::error::Result;
 use crate::finding::{self, Style};
 use crate::json;
 use crate::live::Live;
+use crate::reaper;
 use crate::render;
 use crate::seed;
 use crate::stressrun::{BootResult, HangBy, Outcome, StressSpec};
+use crate::verdict::Exit;
 
 pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     if let Some(p) = &a.json {
@@ -60,8 +62,14 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     let bspec = spec.boot_spec(kernel, qemu);
     let mut live = Live::new(spec.duration, ctx.verbose);
     let t = Instant::now();
+    let _graceful = reaper::Graceful::new();
     let out = boot::boot(&bspec, &mut |l| live.line(l));
     live.finish();
+    if let Some(sig) = reaper::interrupted()
+        && !matches!(out.exit, Exit::Status(_))
+    {
+        return interrupted(&spec, &out, sig, t.elapsed(), a.json.as_deref());
+    }
     let result = BootResult::from_outcome(&spec, &out, t.elapsed());
     if ctx.verbose {
         eprintln!("command: {}", out.command);
@@ -76,6 +84,53 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
         eprintln!("result written to {}", p.display());
     }
     Ok(result.exit_status)
+}
+
+/// SIGINT/SIGTERM killed the boot: say how far it got, write the
+/// interrupted document to `--json`, exit 130/143.
+fn interrupted(
+    spec: &StressSpec,
+    out: &BootOutcome,
+    sig: i32,
+    elapsed: std::time::Duration,
+    json_path: Option<&std::path::Path>,
+) -> Result<u8> {
+    let (stats, run_ms) = crate::stressrun::last_stats(out);
+    let name = reaper::signal_name(sig);
+    println!(
+        "INTERRUPTED by {name} after {:.1} s: no verdict for {} seed {}",
+        elapsed.as_secs_f64(),
+        spec.variant,
+        seed::show(spec.seed)
+    );
+    if let Some(st) = &stats {
+        println!(
+            "  last counters (at {} ms): {}",
+            run_ms.unwrap_or_default(),
+            counters(st)
+        );
+    }
+    println!("replay:\n  {}", spec.replay());
+    if let Some(p) = json_path {
+        let doc = json::StressInterrupted {
+            schema: json::SCHEMA,
+            interrupted: true,
+            signal: name.into(),
+            variant: spec.variant,
+            seed: spec.seed,
+            cpus: spec.cpus,
+            seconds: spec.duration.as_secs_f64(),
+            machine: spec.machine,
+            accel: spec.accel,
+            stats,
+            run_ms,
+            elapsed_ms: elapsed.as_millis() as u64,
+            replay: spec.replay(),
+        };
+        json::write_atomic(p, &doc)?;
+        eprintln!("interrupted run written to {}", p.display());
+    }
+    Ok((128 + sig) as u8)
 }
 
 /// The counters a developer looks at first.

@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub mod junit;
+
 use stress::proto::{self, Frame, Record, Verdict};
 
 pub struct Fake {

@@ -56,7 +56,8 @@ pub enum Damage {
     FlipByte(Index, Index, u8),
 }
 
-/// A byte that is always "binary" on a console line.
+/// A byte that is always "binary" on a console line: a C0 control other
+/// than tab, LF and CR, DEL, or a byte that never occurs in UTF-8.
 fn binary_byte() -> impl Strategy<Value = u8> {
     prop_oneof![
         0u8..=8,
@@ -64,7 +65,9 @@ fn binary_byte() -> impl Strategy<Value = u8> {
         Just(0x0c),
         0x0eu8..=0x1f,
         Just(0x7f),
-        0x80u8..=0xff
+        Just(0xc0),
+        Just(0xc1),
+        0xf5u8..=0xff
     ]
 }
 
