@@ -9,7 +9,8 @@
 //! [`verdict`] (named verdicts), [`disk`] (sparse swap disks), [`kernel`]
 //! (building the image), [`toolchain`] (rustup target), [`accel`] (KVM
 //! probe), [`reaper`] (no QEMU outlives the runner), [`render`] and
-//! [`report`] (human output, KTAP, JUnit), [`suite`] (the boot tests).
+//! [`report`] (human output, KTAP, JUnit), [`suite`] (the boot tests),
+//! [`harness`] (the suite's checks of the harness itself).
 //!
 //! Stress work: [`seed`] (parsing, printing, random seeds), [`stressrun`]
 //! (one stress boot: spec, result, outcome), [`live`] (the status line),
@@ -27,6 +28,7 @@ pub mod console;
 pub mod disk;
 pub mod error;
 pub mod finding;
+pub mod harness;
 pub mod json;
 pub mod kernel;
 pub mod lines;

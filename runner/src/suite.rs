@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::accel::{self, AccelChoice, Chooser};
 use crate::boot::{self, BootOutcome, BootSpec};
 use crate::disk;
+use crate::harness;
 use crate::qemu::{DEFAULT_MEM_MIB, Machine};
 use crate::reaper;
 use crate::render;
@@ -298,7 +299,17 @@ pub enum Item {
         variant: Variant,
         expect: StressExpect,
     },
+    /// [`harness::BOOTS`] `mode=probe` boots in a row leave nothing behind.
+    HundredBoots { machine: Machine },
+    /// A `compare` interrupted by SIGINT keeps what finished and leaves
+    /// nothing behind.
+    InterruptCompare { machine: Machine },
 }
+
+/// Name of the hundred-boots case.
+pub const HUNDRED_CASE: &str = "harness/100-boots";
+/// Name of the interrupted-compare case.
+pub const INTERRUPT_CASE: &str = "harness/interrupt-compare";
 
 impl Item {
     /// The names of the cases this boot produces.
@@ -315,6 +326,8 @@ impl Item {
             Item::Stress {
                 machine, variant, ..
             } => vec![format!("{machine}/stress/{variant}")],
+            Item::HundredBoots { .. } => vec![HUNDRED_CASE.into()],
+            Item::InterruptCompare { .. } => vec![INTERRUPT_CASE.into()],
         }
     }
 }
@@ -349,6 +362,12 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
         variant: *variant,
         expect: *expect,
     }));
+    items.push(Item::HundredBoots {
+        machine: crash_machine,
+    });
+    items.push(Item::InterruptCompare {
+        machine: crash_machine,
+    });
     items
 }
 
@@ -401,6 +420,26 @@ impl Suite<'_> {
                 expect,
             } => self.stress(item, *machine, *variant, *expect, ktap),
             Item::Classify { machine, c } => self.classify(item, *machine, c, ktap),
+            Item::HundredBoots { machine } => {
+                let spec = self.spec(*machine, 1, crate::accel::PROBE_APPEND, CRASH_TIMEOUT);
+                ktap.diag(&format!(
+                    "{} boots of {}: {}",
+                    harness::BOOTS,
+                    spec.label(),
+                    spec.append
+                ));
+                ktap.case(harness::hundred_boots(HUNDRED_CASE, &spec));
+            }
+            Item::InterruptCompare { machine } => {
+                let accel = self.chooser.resolve(self.accel, *machine, 1).accel;
+                let setup = harness::InterruptSetup {
+                    runner: std::env::current_exe().unwrap_or_else(|_| "cargo-xtask".into()),
+                    kernel: self.kernel.clone(),
+                    accel,
+                };
+                ktap.diag("compare of 2 variants × 3 boots, SIGINT after 2");
+                ktap.case(harness::interrupted_compare(INTERRUPT_CASE, &setup));
+            }
         }
     }
 
@@ -683,17 +722,19 @@ mod tests {
             "microvm/classify/qemu-bad-option",
             "microvm/stress/baseline",
             "microvm/stress/swap-prealloc",
+            "harness/100-boots",
+            "harness/interrupt-compare",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2);
+        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2 + 2);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)
             .collect();
         assert!(
             q35.iter()
-                .all(|n| n.starts_with("q35/") || n == "accel/auto"),
+                .all(|n| n.starts_with("q35/") || n == "accel/auto" || n.starts_with("harness/")),
             "{q35:?}"
         );
     }

@@ -131,3 +131,50 @@ fn sigterm_kills_qemu_and_exits_143() {
 fn sigint_kills_qemu_and_exits_130() {
     interrupted(Signal::SIGINT, 130);
 }
+
+#[test]
+fn test_writes_valid_junit_with_failures_and_their_evidence() {
+    // A fake QEMU that always passes a probe: the panic case must fail.
+    let fake = Fake::new(&common::probe_body());
+    let dir = tempfile::tempdir().expect("dir");
+    let junit = dir.path().join("out/junit.xml");
+    let path = format!(
+        "{}:{}",
+        fake.dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = runner()
+        .args(["--kernel", &fake.script.to_string_lossy()])
+        .args([
+            "test",
+            "--boot-only",
+            "--accel",
+            "tcg",
+            "--filter",
+            "crash/panic",
+        ])
+        .arg("--junit")
+        .arg(&junit)
+        .env("PATH", path)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.ends_with("1 passed, 1 failed\n"), "{stdout}");
+    let cases = common::junit::parse(&std::fs::read_to_string(&junit).expect("junit"));
+    let got: Vec<(&str, bool)> = cases.iter().map(|c| (c.name.as_str(), c.failed)).collect();
+    assert_eq!(
+        got,
+        [
+            ("microvm/crash/panic", true),
+            ("harness/no-orphan-qemu", false)
+        ]
+    );
+    assert!(
+        cases[0].message.contains("expected Panic, got Pass"),
+        "{:?}",
+        cases[0]
+    );
+    assert_eq!(cases[0].classname, "microvm/crash");
+    assert!(fake.leftovers().is_empty());
+}

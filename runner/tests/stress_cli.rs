@@ -708,7 +708,7 @@ fn sigterm_during_stress_writes_the_interrupted_document() {
     let dir = tempfile::tempdir().expect("dir");
     let tmp = tempfile::tempdir().expect("tmp");
     let json = dir.path().join("s.json");
-    let mut child = with_fake(&f)
+    let child = with_fake(&f)
         .args([
             "stress",
             "--variant",

@@ -20,7 +20,11 @@ fn attr(e: &quick_xml::events::BytesStart, name: &str) -> String {
     e.try_get_attribute(name)
         .ok()
         .flatten()
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
         .unwrap_or_default()
 }
 
