@@ -150,10 +150,11 @@ pub fn ensure_writable(flag: &str, path: &Path) -> Result<(), Error> {
 /// An I/O error in the OS's words, without the temp file's path that
 /// `tempfile` appends.
 fn os_error(e: &std::io::Error) -> String {
-    e.raw_os_error().map_or_else(
-        || e.to_string(),
-        |c| std::io::Error::from_raw_os_error(c).to_string(),
-    )
+    let s = e.to_string();
+    match s.split_once(" at path ") {
+        Some((os, _)) => os.to_string(),
+        None => s,
+    }
 }
 
 /// Reads a compare report back.

@@ -277,6 +277,21 @@ fn stress_exit_statuses_clean_and_harness_error() {
     );
 }
 
+/// `args` fail before any boot with exactly this stderr line and exit 2.
+fn assert_usage_line(args: &[&str], line: &str) {
+    let o = runner()
+        .args(["--kernel", "/nonexistent/kernel"])
+        .args(args)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2), "{args:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!("{line}\n"),
+        "{args:?}"
+    );
+}
+
 fn assert_usage(args: &[&str], needle: &str) {
     // A kernel path that does not exist: reaching the boot would be exit 3.
     let o = runner()
@@ -313,9 +328,23 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     assert_usage(&["stress", "--seconds", "abc"], "not a number");
     assert_usage(&["stress", "--seed", "0xzz"], "not a seed");
     assert_usage(&["stress", "--json", &under_file], "--json");
-    assert_usage(
+    assert_usage_line(
         &["stress", "--json", "/proc/forkswap.json"],
-        "--json /proc/forkswap.json: cannot write in /proc: No such file or directory (os error 2)",
+        "error: --json /proc/forkswap.json: cannot write in /proc: No such file or directory (os error 2)",
+    );
+    assert_usage_line(
+        &["stress", "--cpus", "0"],
+        "error: invalid value '0' for '--cpus <N>': 0 is not in 1..=64 (see `cargo xtask --help`)",
+    );
+    assert_usage_line(
+        &["stress", "--seconds", "0"],
+        "error: invalid value '0' for '--seconds <S>': 0 is not in (0, 86400] seconds (see `cargo xtask --help`)",
+    );
+    assert_usage_line(
+        &["stress", "--variant", "nope"],
+        "error: invalid value 'nope' for '--variant <V>': unknown variant 'nope' (valid: baseline, \
+         split-skip, split-skip-inverted, split-restart, swap-clip, swap-prealloc, split-pipwait, \
+         no-timestamp-recheck) (see `cargo xtask --help`)",
     );
     assert_usage(&["compare", "--seconds", "0"], "--seconds");
     assert_usage(&["compare", "--cpus", "0"], "--cpus");
