@@ -52,8 +52,10 @@ pub struct CompareReport {
     /// Boots this run was to run (its shard of the plan, or all of it).
     #[serde(default)]
     pub planned: usize,
-    /// SIGINT/SIGTERM stopped the run: `boots` holds the boots that
-    /// finished, `variants` summarizes those.
+    /// Not every planned boot finished: `boots` holds those that did and
+    /// `variants` summarizes them. With `signal`, SIGINT/SIGTERM stopped
+    /// the run; without, this is the checkpoint `compare` writes after
+    /// every boot (the run is going on, or died without a chance to say).
     #[serde(default)]
     pub interrupted: bool,
     /// The signal that stopped it (`SIGINT`, `SIGTERM`).

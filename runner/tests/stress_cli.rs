@@ -416,6 +416,10 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p("c.json")).expect("json")).expect("parse");
     assert_eq!(v["boots"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        (v["interrupted"].clone(), v["planned"].clone()),
+        (false.into(), 4.into())
+    );
     assert_eq!(v["variants"][0]["failed_boots"], 2);
     assert_eq!(v["variants"][1]["window_hits"], 6);
     let cases = common::junit::parse(&std::fs::read_to_string(p("c.xml")).expect("junit"));
@@ -835,4 +839,55 @@ fn infrastructure_errors_exit_3_on_one_line() {
         .output()
         .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+}
+
+#[test]
+fn a_matrix_killed_by_sigkill_keeps_its_checkpoint() {
+    let mut boots = Vec::new();
+    for v in [Variant::Baseline, Variant::SwapPrealloc] {
+        boots.push((v, 1, Ending::Clean(2)));
+        boots.push((v, 2, Ending::Stuck));
+    }
+    let f = fake(&boots);
+    let dir = tempfile::tempdir().expect("dir");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("c.json");
+    let mut child = with_fake(&f)
+        .args([
+            "compare",
+            "--variants",
+            "baseline,swap-prealloc",
+            "--boots",
+            "2",
+        ])
+        .args(["--seconds", "1", "--accel", "tcg", "--jobs", "1", "--json"])
+        .arg(&json)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Boots 1 and 2 finish, boot 3 hangs: its QEMU (and child) run.
+    let t = std::time::Instant::now();
+    while f.leftovers().len() < 2 {
+        assert!(t.elapsed().as_secs() < 20, "the stuck boot never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // Nothing can clean up after SIGKILL: end the orphaned fake QEMU here.
+    for pid in f.leftovers() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("checkpoint")).expect("json");
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["signal"], serde_json::Value::Null);
+    assert_eq!(v["planned"], 4);
+    assert_eq!(v["boots"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["variants"][1]["window_hits"], 2);
+    assert!(f.leftovers().is_empty());
 }

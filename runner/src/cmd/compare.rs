@@ -111,6 +111,32 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     let total = cells.len();
     let t0 = Instant::now();
     let mut finished = 0usize;
+    // What finished so far, checkpointed to --json after every boot: a
+    // matrix that dies (even by SIGKILL) keeps what it measured.
+    let mut so_far: Vec<Option<BootResult>> = vec![None; total];
+    let report =
+        |boots: Vec<BootResult>, wall: Duration, signal: Option<i32>, done: bool| CompareReport {
+            schema: SCHEMA,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            machine: b.machine,
+            accel: resolved.accel,
+            accel_why: resolved.why.clone(),
+            cpus: b.cpus,
+            seconds: b.seconds.as_secs_f64(),
+            boots_per_variant: a.boots,
+            seed_base: a.seed_base,
+            jobs,
+            wall_ms: wall.as_millis() as u64,
+            variants: variants.iter().map(|v| summarize(*v, &boots)).collect(),
+            boots,
+            kernel_sha256: kernel_sha256.clone(),
+            shard: a.shard,
+            planned: total,
+            interrupted: !done,
+            signal: signal.map(|s| reaper::signal_name(s).to_string()),
+            merged_from: Vec::new(),
+        };
+    let mut checkpoint_error = None;
     let results = matrix::run(
         &cells,
         jobs,
@@ -125,7 +151,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             }
             Some(BootResult::from_outcome(&spec, &out, t.elapsed()))
         },
-        |_, r| {
+        |i, r| {
             finished += 1;
             let line = format!("[{finished}/{total}] {}", boot_line(r));
             if tty {
@@ -134,6 +160,20 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
                 eprintln!("{line}");
             }
             bar.inc(1);
+            so_far[i] = Some(r.clone());
+            if let Some(p) = &a.json
+                && finished < total
+            {
+                let partial = report(
+                    so_far.iter().flatten().cloned().collect(),
+                    t0.elapsed(),
+                    None,
+                    false,
+                );
+                if let Err(e) = json::write_atomic(p, &partial) {
+                    checkpoint_error.get_or_insert(e);
+                }
+            }
         },
         &|| reaper::interrupted().is_some(),
     );
@@ -174,29 +214,18 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     println!("{}", table(&summaries));
     print!("{}", notes(&summaries, &results));
 
+    if let Some(e) = checkpoint_error {
+        eprintln!(
+            "warning: a checkpoint of {} failed: {e:#}",
+            a.json
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        );
+    }
     if let Some(p) = &a.json {
-        let report = CompareReport {
-            schema: SCHEMA,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-            machine: b.machine,
-            accel: resolved.accel,
-            accel_why: resolved.why.clone(),
-            cpus: b.cpus,
-            seconds: b.seconds.as_secs_f64(),
-            boots_per_variant: a.boots,
-            seed_base: a.seed_base,
-            jobs,
-            wall_ms: wall.as_millis() as u64,
-            variants: summaries.clone(),
-            boots: results.clone(),
-            kernel_sha256,
-            shard: a.shard,
-            planned: total,
-            interrupted: signal.is_some(),
-            signal: signal.map(|s| reaper::signal_name(s).to_string()),
-            merged_from: Vec::new(),
-        };
-        json::write_atomic(p, &report)?;
+        let all_ran = signal.is_none() && not_run.is_empty();
+        json::write_atomic(p, &report(results.clone(), wall, signal, all_ran))?;
         eprintln!("JSON written to {}", p.display());
     }
     if let Some(p) = &a.plot {
