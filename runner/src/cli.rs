@@ -20,8 +20,10 @@ use crate::qemu::{self, Accel, Machine};
     version,
     after_help = "Exit status: 0 success, 1 a failure was found (a boot or test failed; `stress` \
                   caught a failure or a hang), 2 bad usage, 3 harness error (QEMU missing and not \
-                  installable, kernel build failed, kernel panic in `stress`, ...). `compare` exits 0 \
-                  when every boot ran: its findings are results.\n\
+                  installable, kernel build failed, kernel panic in `stress`, ...), 130/143 \
+                  interrupted by SIGINT/SIGTERM (`stress` and `compare` first write what finished). \
+                  `compare` exits 0 when every boot ran: its findings are results.\n\
+                  Environment: FORKSWAP_QEMU=PATH boots with this QEMU binary.\n\
                   Verdicts: Pass Fail Panic Exception DiskMissing TripleFault Hang HangSilent Garbled \
                   EarlyExit Crashed QemuFailed Infra \
                   (see README.md)."
@@ -71,7 +73,8 @@ pub enum Command {
     ///
     /// Exit status: 0 clean, 1 a failure was found (oracle Failure or hang),
     /// 2 bad usage, 3 harness error (QEMU failed, kernel panic, garbled
-    /// console, swap I/O error).
+    /// console, swap I/O error), 130/143 interrupted (the last counters
+    /// are printed and written to --json).
     #[command(after_help = variants_help())]
     Stress(StressArgs),
     /// Run the variant × boot matrix and compare the variants.
@@ -85,8 +88,13 @@ pub enum Command {
     /// is `inconclusive`, never `clean`, when the race window did not open in
     /// some boot or some boot did not run.
     ///
+    /// SIGINT/SIGTERM kills every QEMU, keeps the boots that finished and
+    /// writes the reports (JSON marked interrupted) before exiting 130/143;
+    /// --json is also checkpointed after every boot.
+    ///
     /// Exit status: 0 every boot ran (findings are results, not errors),
-    /// 2 bad usage, 3 some boot hit an infrastructure error.
+    /// 2 bad usage, 3 some boot hit an infrastructure error, 130/143
+    /// interrupted.
     #[command(after_help = variants_help())]
     Compare(CompareArgs),
     /// Fuzz the console classification for a long time.
