@@ -742,6 +742,33 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_block_must_show_the_last_lines_and_stderr() {
+        use crate::testkit::{hello, outcome, ready};
+        use crate::verdict::Exit;
+        let mut out = outcome(vec![hello(), ready()], Exit::Signal(9));
+        let shown = render::outcome(&out);
+        assert_eq!(evidence_missing(&out, &shown), None, "{shown}");
+        // The last line (Ready, shown as its summary) must be there.
+        let cut = shown.replace("Ready: 4 CPUs", "Ready: ? CPUs");
+        assert!(
+            evidence_missing(&out, &cut).is_some_and(|m| m.contains("last console line")),
+            "{cut}"
+        );
+        assert!(evidence_missing(&out, "verdict: Pass").is_some());
+        // QEMU's last stderr line too.
+        out.stderr_tail = vec!["qemu: something broke".into(), String::new()];
+        let shown = render::outcome(&out);
+        assert_eq!(evidence_missing(&out, &shown), None, "{shown}");
+        let no_stderr = shown.replace("qemu: something broke", "");
+        assert!(evidence_missing(&out, &no_stderr).is_some_and(|m| m.contains("stderr")));
+        // An empty console must be said to be empty.
+        let empty = outcome(vec![], Exit::Status(33));
+        let shown = render::outcome(&empty);
+        assert!(shown.contains("console: (nothing printed)"), "{shown}");
+        assert_eq!(evidence_missing(&empty, &shown), None);
+    }
+
+    #[test]
     fn stress_expectations() {
         use crate::stressrun::FailureInfo;
         use crate::testkit::result;
