@@ -23,10 +23,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
         Err(e) => {
-            // One line: clap's first line ("error: ...") without the usage block.
+            // One line: clap's message ("error: ..." and the lines that
+            // belong to it, e.g. the missing arguments) without the usage
+            // block and tips.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: bad usage");
-            eprintln!("{first} (see `cargo xtask --help`)");
+            let msg: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let msg = if msg.is_empty() {
+                "error: bad usage".to_string()
+            } else {
+                msg.join(" ")
+            };
+            eprintln!("{msg} (see `cargo xtask --help`)");
             return ExitCode::from(EXIT_USAGE);
         }
     };

@@ -48,6 +48,19 @@ fn usage_errors_exit_2_on_one_line() {
         "selects no test case",
     );
     assert_one_line_error(&["nope"], 2, "nope");
+    // clap's message keeps what belongs to it: the missing argument, the
+    // possible values.
+    assert_one_line_error(
+        &["merge", "--json", "x.json"],
+        2,
+        "required arguments were not provided: <REPORT.json>...",
+    );
+    assert_one_line_error(
+        &["run", "--machine", "pc"],
+        2,
+        "[possible values: microvm, q35]",
+    );
+    assert_one_line_error(&["fuzz", "--cases", "0"], 2, "--cases");
 }
 
 #[test]
