@@ -205,6 +205,11 @@ pub fn parse(line: &str) -> Line<'_> {
         let Some((json, crc)) = body.rsplit_once(" ~") else {
             return Line::Garbled(Garble::NoChecksum);
         };
+        // Exactly what `encode` writes: 8 lowercase hex digits.
+        let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+        if crc.len() != 8 || !crc.bytes().all(hex) {
+            return Line::Garbled(Garble::NoChecksum);
+        }
         let Ok(crc) = u32::from_str_radix(crc, 16) else {
             return Line::Garbled(Garble::NoChecksum);
         };
@@ -343,6 +348,20 @@ mod tests {
         let l = alloc::format!("@fs1 {json} ~{:08x}", crc32fast::hash(json.as_bytes()));
         assert!(matches!(parse(&l), Line::Garbled(Garble::Json(_))));
         assert_eq!(parse("abc\u{1}def"), Line::Garbled(Garble::Binary));
+        // The checksum is exactly 8 lowercase hex digits, as encoded.
+        let good = encode(&frames()[0]);
+        let (body, crc) = good.rsplit_once(" ~").unwrap();
+        for bad in [
+            alloc::format!("{body} ~+{crc}"),
+            alloc::format!("{body} ~0{crc}"),
+            alloc::format!("{body} ~{}", &crc[1..]),
+        ] {
+            assert_eq!(parse(&bad), Line::Garbled(Garble::NoChecksum), "{bad}");
+        }
+        let upper = alloc::format!("{body} ~{}", crc.to_uppercase());
+        if upper != good {
+            assert_eq!(parse(&upper), Line::Garbled(Garble::NoChecksum), "{upper}");
+        }
     }
 
     #[test]

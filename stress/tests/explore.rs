@@ -221,6 +221,8 @@ fn pct_finds_the_baseline_race_and_its_schedule_replays() {
     assert_eq!(replayed.kind, f.kind);
     assert_eq!(replayed.detail, f.detail, "same failure, same place");
     let _ = std::fs::remove_file(&schedule);
+    // Leave no empty schedule directory behind.
+    let _ = std::fs::remove_dir(schedule_dir());
 }
 
 #[test]
@@ -238,6 +240,7 @@ fn pct_finds_nothing_in_swap_prealloc_with_the_window_open() {
         tally.window_hits > 0,
         "the window never opened in {BUDGET} executions"
     );
+    let _ = std::fs::remove_dir(schedule_dir());
     eprintln!(
         "swap-prealloc: {} executions, {} window hits, no failure",
         tally.executions, tally.window_hits
