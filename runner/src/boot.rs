@@ -12,7 +12,7 @@ use std::io::{BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -158,6 +158,33 @@ static BOOTS: AtomicU64 = AtomicU64::new(0);
 /// Boots once and judges the result. `on_line` sees every console line as
 /// it arrives (on the calling thread).
 pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutcome {
+    let io_uring = IO_URING.load(Ordering::Relaxed);
+    let out = boot_with(spec, on_line, io_uring);
+    if io_uring && refused_io_uring(&out) {
+        // This QEMU (or this host kernel) cannot do io_uring: do without it
+        // from now on, and boot again.
+        IO_URING.store(false, Ordering::Relaxed);
+        return boot_with(spec, on_line, false);
+    }
+    out
+}
+
+/// Whether boots still ask QEMU for `aio=io_uring` (cleared the first time
+/// QEMU refuses it).
+static IO_URING: AtomicBool = AtomicBool::new(true);
+
+/// QEMU failed to start because of `aio=io_uring`.
+fn refused_io_uring(out: &BootOutcome) -> bool {
+    *out.verdict() == Verdict::QemuFailed
+        && out.command.contains("aio=io_uring")
+        && out.stderr_tail.iter().any(|l| l.contains("io_uring"))
+}
+
+fn boot_with(
+    spec: &BootSpec,
+    on_line: &mut dyn FnMut(&ConsoleLine),
+    io_uring: bool,
+) -> BootOutcome {
     let disk = match spec.disk_file {
         Some(_) => None,
         None => match spec.disk_bytes.map(SwapDisk::create).transpose() {
@@ -187,6 +214,7 @@ pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutco
             .as_deref()
             .or(disk.as_ref().map(SwapDisk::path)),
         name: &name,
+        io_uring,
     });
     let mut args = args;
     args.extend(spec.qemu_extra.iter().map(Into::into));

@@ -118,6 +118,10 @@ pub struct QemuArgs<'a> {
     pub disk: Option<&'a Path>,
     /// Guest name (`-name`), used to find leftovers.
     pub name: &'a str,
+    /// Open the disk with `aio=io_uring` (virtio-blk requests are ~5x
+    /// faster under TCG on these machines; the boot engine falls back to
+    /// QEMU's default when QEMU refuses it).
+    pub io_uring: bool,
 }
 
 /// The arguments after the binary, exactly as the contract lists them.
@@ -161,6 +165,9 @@ pub fn args(a: &QemuArgs) -> Vec<OsString> {
         // QEMU's option syntax doubles commas inside values.
         drive.push(d.to_string_lossy().replace(',', ",,"));
         drive.push(",format=raw,if=none,cache=unsafe");
+        if a.io_uring {
+            drive.push(",aio=io_uring");
+        }
         v.push("-drive".into());
         v.push(drive);
         v.push("-device".into());
@@ -249,6 +256,7 @@ mod tests {
             append: "mode=tests expect_cpus=4",
             disk: Some(Path::new("/tmp/d,1/swap.img")),
             name: "forkswap-1-2",
+            io_uring: true,
         };
         let s = display(Path::new("qemu-system-x86_64"), &args(&a));
         assert_eq!(
@@ -257,9 +265,14 @@ mod tests {
              -cpu max -smp 4 -m 256 -nodefaults -no-user-config -display none -serial stdio \
              -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -name forkswap-1-2 \
              -kernel /k -append 'mode=tests expect_cpus=4' \
-             -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe \
+             -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe,aio=io_uring \
              -device virtio-blk-device,drive=swap"
         );
+        let a = QemuArgs {
+            io_uring: false,
+            ..a
+        };
+        assert!(display(Path::new("q"), &args(&a)).contains("cache=unsafe -device"));
     }
 
     #[test]
@@ -273,6 +286,7 @@ mod tests {
             append: "mode=probe",
             disk: Some(Path::new("/d")),
             name: "n",
+            io_uring: false,
         };
         let s = display(Path::new("q"), &args(&a));
         assert!(

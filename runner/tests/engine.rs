@@ -188,3 +188,16 @@ fn several_boots_run_at_once() {
         t.elapsed()
     );
 }
+
+#[test]
+fn qemu_refusing_io_uring_boots_again_without_it() {
+    // Fails like a QEMU whose host cannot do io_uring, boots otherwise.
+    let body = format!(
+        "if [[ \"$*\" == *aio=io_uring* ]]; then echo 'qemu-system-x86_64: -drive id=swap: Unable to use io_uring: failed to init linux io_uring ring: Function not implemented' >&2; exit 1; fi\n{}",
+        probe_body()
+    );
+    let f = Fake::new(&body);
+    let out = boot(&spec(&f.script, Duration::from_secs(10)), &mut |_| {});
+    assert_eq!(*out.verdict(), Verdict::Pass, "{:?}", out.judgement);
+    assert!(!out.command.contains("io_uring"), "{}", out.command);
+}
