@@ -16,7 +16,7 @@ use crate::object::{ObjGuard, VmObject};
 use crate::page::FrameId;
 use crate::platform::{Platform, Site};
 use crate::stats::Counter;
-use crate::swap_pager::PagerResult;
+use crate::swap_pager::{PageIn, PagerResult};
 use crate::sync::RwLockReadGuard;
 use crate::trace::Ev;
 use crate::variant::Variant;
@@ -163,8 +163,17 @@ impl<P: Platform> Vm<P> {
                     let mut ahead = (READ_DEFAULT - 1 - cluster_offset).min(lk.e_end - vpn - 1);
                     // Release the map lock before sleeping in the pager.
                     fs.map = None;
-                    let (g2, rv) =
-                        self.getpages(td, &object, g, pindex, m, &mut behind, &mut ahead)?;
+                    let (g2, rv) = self.getpages(
+                        td,
+                        &object,
+                        g,
+                        PageIn {
+                            pindex,
+                            m,
+                            rbehind: &mut behind,
+                            rahead: &mut ahead,
+                        },
+                    )?;
                     g = g2;
                     match rv {
                         PagerResult::Ok => break m,

@@ -23,6 +23,15 @@ use alloc::sync::Arc;
 /// Longest contiguous swap run `haspage` reports on either side (`SWB_NPAGES`).
 pub const SWB_NPAGES: u64 = 16;
 
+/// One page-in request: the busy page `m` at `pindex`, and the read-behind
+/// and read-ahead wishes (clipped in place to what was read).
+pub struct PageIn<'a> {
+    pub pindex: u64,
+    pub m: FrameId,
+    pub rbehind: &'a mut u64,
+    pub rahead: &'a mut u64,
+}
+
 /// What the pager did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PagerResult {
@@ -132,49 +141,44 @@ impl<P: Platform> Vm<P> {
     }
 
     /// `swap_pager_getpages(object, &m, 1, &rbehind, &rahead)` for the page
-    /// `m` (exclusive-busied, invalid) at `pindex`. Called and returns with the
-    /// object locked (the lock is dropped inside). On `Ok` the page is valid
-    /// and still busy; the behind/ahead pages are valid and unbusied.
-    #[allow(clippy::too_many_arguments)]
+    /// `req.m` (exclusive-busied, invalid) at `req.pindex`. Called and returns
+    /// with the object locked (the lock is dropped inside). On `Ok` the page
+    /// is valid and still busy; the behind/ahead pages are valid and unbusied.
     pub(crate) fn getpages(
         &self,
         td: &mut Td,
         obj: &Arc<VmObject>,
         mut g: ObjGuard,
-        pindex: u64,
-        m: FrameId,
-        rbehind: &mut u64,
-        rahead: &mut u64,
+        req: PageIn<'_>,
     ) -> Res<(ObjGuard, PagerResult)> {
         self.count(td, Counter::getpages);
-        self.trace(td, Ev::GetpagesEnter, obj.id, pindex, *rbehind);
-        let wish_behind = *rbehind > 0;
+        self.trace(td, Ev::GetpagesEnter, obj.id, req.pindex, *req.rbehind);
+        // Window-coverage bookkeeping around the real work.
+        let wish_behind = *req.rbehind > 0;
         if wish_behind {
             g.rbehind_inflight += 1;
         }
-        let r = self.getpages_inner(td, obj, g, pindex, m, rbehind, rahead);
-        match r {
-            Ok((mut g, res)) => {
-                if wish_behind {
-                    g.rbehind_inflight -= 1;
-                }
-                Ok((g, res))
+        self.getpages_locked(td, obj, g, req).map(|(mut g, res)| {
+            if wish_behind {
+                g.rbehind_inflight -= 1;
             }
-            Err(e) => Err(e),
-        }
+            (g, res)
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn getpages_inner(
+    fn getpages_locked(
         &self,
         td: &mut Td,
         obj: &Arc<VmObject>,
         mut g: ObjGuard,
-        pindex: u64,
-        m: FrameId,
-        rbehind: &mut u64,
-        rahead: &mut u64,
+        req: PageIn<'_>,
     ) -> Res<(ObjGuard, PagerResult)> {
+        let PageIn {
+            pindex,
+            m,
+            rbehind,
+            rahead,
+        } = req;
         let variant = self.variant();
         let mut pbuf = None;
 
