@@ -1,5 +1,5 @@
 //! QEMU: the machine types and accelerators the runner uses, the exact
-//! command line of the contract (`/work/notes/contract.md`), and finding
+//! command line of the contract (`docs/contract.md`), and finding
 //! `qemu-system-x86_64` (`$FORKSWAP_QEMU`, or PATH, installing it with
 //! `scripts/install-qemu.sh` when it is missing).
 

@@ -1,5 +1,5 @@
 //! The console: whole lines on COM1, written under one IRQ-safe lock so that
-//! CPUs never interleave inside a line (see `/work/notes/contract.md`).
+//! CPUs never interleave inside a line (see `docs/contract.md`).
 //!
 //! Every line is a record ([`record`], encoded by `stress::proto::encode` with
 //! the per-boot `seq` and the writing CPU), a KTAP line ([`ktap`]) or a

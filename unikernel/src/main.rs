@@ -16,7 +16,7 @@
 //! Boot flow: `arch::entry` (PVH, 32-bit to long mode) → [`boot`] (memory,
 //! ACPI, stacks, heap, APs, calibration) → [`modes`] (`mode=` on the command
 //! line). The console, command line, exit codes and boot tests follow the
-//! contract in `/work/notes/contract.md`. On the host the crate builds a stub
+//! contract in `docs/contract.md`. On the host the crate builds a stub
 //! `main` so that workspace-wide clippy and tests compile; its pure logic
 //! (command line, DSDT scan, frame allocator) is tested there.
 #![cfg_attr(target_os = "none", no_std, no_main)]
