@@ -11,7 +11,7 @@
 use std::io::{BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -219,7 +219,8 @@ fn boot_with(
     let mut args = args;
     args.extend(spec.qemu_extra.iter().map(Into::into));
     let command = qemu::display(&spec.qemu, &args);
-    let mut cmd = Command::new(&spec.qemu);
+    // Spawned from this thread, which waits for it: see reaper::command.
+    let mut cmd = reaper::command(&spec.qemu);
     cmd.args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -12,6 +12,9 @@ use crate::reaper::{self, Registration};
 /// Default disk size (the contract's 64 MiB).
 pub const DEFAULT_MIB: u64 = 64;
 
+/// The image's file name inside its temp dir.
+pub const IMAGE_NAME: &str = "swap.img";
+
 /// A sparse raw disk image that lives as long as this value.
 #[derive(Debug)]
 pub struct SwapDisk {
@@ -30,7 +33,7 @@ impl SwapDisk {
             .context("cannot create a temp dir for the swap disk")?;
         let registration =
             reaper::track_dir(dir.path().to_path_buf()).context("cannot make the swap disk")?;
-        let path = dir.path().join("swap.img");
+        let path = dir.path().join(IMAGE_NAME);
         let file = File::create(&path)
             .with_context(|| format!("cannot create the swap disk {}", path.display()))?;
         file.set_len(bytes).with_context(|| {

@@ -2,11 +2,16 @@
 //! a hundred short boots in a row leave no QEMU process and no temp disk
 //! behind, and a `compare` interrupted by SIGINT mid-matrix keeps its
 //! finished boots, writes its JSON marked interrupted, exits 130 and leaves
-//! nothing behind either.
+//! nothing behind either; one killed by SIGKILL (no handler runs) still
+//! takes its QEMU with it and keeps its checkpoint, and the next runner
+//! sweeps the swap disk it left.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
 use crate::boot::{self, BootSpec};
@@ -97,13 +102,18 @@ pub struct InterruptSetup {
     pub accel: Accel,
 }
 
-/// Runs `compare` (2 variants × 3 boots of 0.3 s on 1 CPU, one at a time)
-/// in a child runner, sends it SIGINT once two boots finished, and checks
-/// the exit status 130, the JSON (interrupted, the finished boots), and
-/// that none of its QEMUs or temp disks remain.
-pub fn interrupted_compare(name: &str, s: &InterruptSetup) -> CaseResult {
+/// Runs `compare` (2 variants × 3 boots of 0.3 s, or 3 s for SIGKILL, on
+/// 1 CPU, one at a time) in a child runner and interrupts it with `sig`:
+/// - SIGINT once two boots finished: exit status 130, the JSON marked
+///   interrupted by SIGINT with the finished boots, no QEMU and no temp
+///   disk left.
+/// - SIGKILL while a boot's QEMU runs, after one boot finished: that QEMU
+///   dies with the runner, the JSON checkpoint (interrupted, no signal)
+///   holds the finished boots, and [`reaper::sweep_stale_dirs`] removes
+///   the one swap disk left.
+pub fn interrupted_compare(name: &str, s: &InterruptSetup, sig: Signal) -> CaseResult {
     let t = Instant::now();
-    let r = interrupt_check(s);
+    let r = interrupt_check(s, sig);
     CaseResult {
         name: name.into(),
         ok: r.is_ok(),
@@ -116,7 +126,18 @@ pub fn interrupted_compare(name: &str, s: &InterruptSetup) -> CaseResult {
     }
 }
 
-fn interrupt_check(s: &InterruptSetup) -> Result<String, String> {
+/// The entries of `dir`.
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn interrupt_check(s: &InterruptSetup, sig: Signal) -> Result<String, String> {
     let dir = tempfile::Builder::new()
         .prefix("forkswap-interrupt-check-")
         .tempdir()
@@ -134,7 +155,9 @@ fn interrupt_check(s: &InterruptSetup) -> Result<String, String> {
             "--boots",
             "3",
             "--seconds",
-            "0.3",
+            // A killed boot must be one that would still run for a while
+            // had nobody killed its QEMU.
+            if sig == Signal::SIGKILL { "3" } else { "0.3" },
             "--cpus",
             "1",
             "--jobs",
@@ -152,13 +175,16 @@ fn interrupt_check(s: &InterruptSetup) -> Result<String, String> {
         .map_err(|e| format!("cannot start {}: {e}", s.runner.display()))?;
     let pid = child.id();
     let marker = format!("forkswap-{pid}-");
+    let kill = sig == Signal::SIGKILL;
+    // SIGINT after two boots; SIGKILL after one, in the middle of the next.
+    let after = if kill { "[1/6]" } else { "[2/6]" };
     let (tx, rx) = std::sync::mpsc::channel();
     let err = child.stderr.take();
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
         if let Some(err) = err {
             for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if l.starts_with("[2/6]") {
+                if l.starts_with(after) {
                     let _ = tx.send(());
                 }
                 all.push(l);
@@ -166,11 +192,19 @@ fn interrupt_check(s: &InterruptSetup) -> Result<String, String> {
         }
         all
     });
-    let two_done = rx.recv_timeout(Duration::from_secs(60)).is_ok();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
+    let finished = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    let mut running = Vec::new();
+    if kill && finished {
+        // Wait for the next boot's QEMU, and give it the moment setpriv
+        // needs to arm the parent-death signal and exec QEMU.
+        let t = Instant::now();
+        while running.is_empty() && t.elapsed() < Duration::from_secs(2) {
+            running = reaper::processes_matching(&marker);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
     // The runner gives itself at most reaper::GRACE; never wait forever.
     let deadline = Instant::now() + reaper::GRACE + Duration::from_secs(10);
     let status = loop {
@@ -184,41 +218,69 @@ fn interrupt_check(s: &InterruptSetup) -> Result<String, String> {
             }
         }
     };
+    let procs = process_leftovers(&marker);
     let stderr = reader.join().unwrap_or_default();
     let last = stderr.last().cloned().unwrap_or_default();
-    if !two_done {
-        return Err(format!("two boots never finished; stderr ends: {last}"));
+    if !finished {
+        return Err(format!("{after} boots never finished; stderr ends: {last}"));
     }
     let status = status.ok_or("the interrupted compare did not exit")?;
-    let procs = process_leftovers(&marker);
-    let dirs: Vec<String> = std::fs::read_dir(&tmp)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if status.code() != Some(130) {
+    if kill && running.is_empty() {
+        return Err(format!("no QEMU was running to kill; stderr ends: {last}"));
+    }
+    let (want_code, want_signal) = if kill {
+        (None, serde_json::Value::Null)
+    } else {
+        (Some(130), serde_json::Value::from("SIGINT"))
+    };
+    if status.code() != want_code || (kill && status.signal() != Some(9)) {
         return Err(format!(
-            "exit status {status}, not 130; stderr ends: {last}"
+            "exit status {status}, not {}; stderr ends: {last}",
+            if kill { "killed by SIGKILL" } else { "130" }
         ));
     }
-    if !procs.is_empty() || !dirs.is_empty() {
+    if !procs.is_empty() {
+        for p in &procs {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), Signal::SIGKILL);
+        }
         return Err(format!(
-            "left behind: QEMU pids {procs:?}, temp entries {dirs:?}"
+            "QEMU pids {procs:?} outlived the runner (running before {sig}: {running:?})"
         ));
+    }
+    let mut dirs = entries(&tmp);
+    let left = dirs.len();
+    if kill {
+        if left > 1 {
+            return Err(format!("more than one temp disk left: {dirs:?}"));
+        }
+        let swept = reaper::sweep_stale_dirs(&tmp);
+        dirs = entries(&tmp);
+        if swept != left {
+            return Err(format!("the sweep removed {swept} of {left} temp disks"));
+        }
+    }
+    if !dirs.is_empty() {
+        return Err(format!("temp entries left: {dirs:?}"));
     }
     let text = std::fs::read_to_string(&json).map_err(|e| format!("no JSON: {e}"))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("bad JSON: {e}"))?;
     let boots = v["boots"].as_array().map_or(0, Vec::len);
-    if v["interrupted"] != true || v["signal"] != "SIGINT" || !(2..6).contains(&boots) {
+    let want_boots = if kill { 1..6 } else { 2..6 };
+    if v["interrupted"] != true || v["signal"] != want_signal || !want_boots.contains(&boots) {
         return Err(format!(
-            "JSON says interrupted {}, signal {}, {boots} boots (want true, SIGINT, 2..=5)",
+            "JSON says interrupted {}, signal {}, {boots} boots (want true, {want_signal}, {want_boots:?})",
             v["interrupted"], v["signal"]
         ));
     }
-    Ok(format!(
-        "SIGINT after 2 of 6 boots: exit 130, JSON interrupted with {boots} finished boots, \
-         no QEMU and no temp disk left"
-    ))
+    Ok(if kill {
+        format!(
+            "SIGKILL after 1 of 6 boots, QEMU {running:?} running: it died with the runner; \
+             JSON checkpoint interrupted with {boots} finished boots; {left} swap disk left, swept"
+        )
+    } else {
+        format!(
+            "SIGINT after 2 of 6 boots: exit 130, JSON interrupted with {boots} finished boots, \
+             no QEMU and no temp disk left"
+        )
+    })
 }

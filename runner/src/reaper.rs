@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -185,6 +185,63 @@ impl Drop for Registration {
     }
 }
 
+/// The helper that asks the kernel to SIGKILL a process when its parent
+/// dies (util-linux; present wherever `apt-get` is).
+pub const SETPRIV: &str = "setpriv";
+
+/// A command that runs `program` and dies with the runner, even a runner
+/// killed without a word (SIGKILL, a crash) that no handler sees: through
+/// `setpriv --pdeathsig KILL -- program`, which sets the parent-death
+/// signal and then execs `program` in its place (same pid, same group).
+/// Without `setpriv` on PATH, or when `program` does not resolve (so that
+/// the spawn itself fails and says why), it is `program` alone, which only
+/// handled signals and normal exits clean up.
+///
+/// The parent-death signal fires when the *thread* that spawned the
+/// process ends: spawn from the thread that waits for the process.
+pub fn command(program: &Path) -> Command {
+    match (which::which(SETPRIV), which::which(program)) {
+        (Ok(setpriv), Ok(program)) => {
+            let mut cmd = Command::new(setpriv);
+            cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
+            cmd
+        }
+        _ => Command::new(program),
+    }
+}
+
+/// Removes the temp dirs (`forkswap-<pid>-…`, holding a swap disk at most)
+/// that runners which died without cleaning up left in `tmp`: those whose
+/// pid no longer runs. Returns how many it removed.
+pub fn sweep_stale_dirs(tmp: &Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(tmp) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("forkswap-"))
+                .and_then(|n| n.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|e| only_swap_disk(&e.path()))
+        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+        .count()
+}
+
+/// Whether `dir` holds nothing but (at most) a swap disk.
+fn only_swap_disk(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.flatten().all(|e| {
+            e.file_name() == crate::disk::IMAGE_NAME && e.file_type().is_ok_and(|t| t.is_file())
+        })
+    })
+}
+
 /// Spawns `cmd` as the leader of a new process group and registers the
 /// group, atomically with respect to the signal handler.
 pub fn spawn(cmd: &mut Command) -> io::Result<(Child, Registration)> {
@@ -245,4 +302,104 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
             !zombie && String::from_utf8_lossy(&cmd).contains(needle)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid that ran and is gone.
+    fn dead_pid() -> u32 {
+        let mut c = Command::new("true").spawn().expect("spawn true");
+        let pid = c.id();
+        c.wait().expect("wait");
+        pid
+    }
+
+    #[test]
+    fn sweep_removes_only_swap_disk_dirs_of_dead_runners() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dead = dead_pid();
+        let me = std::process::id();
+        let mk = |name: &str, files: &[&str]| {
+            let d = tmp.path().join(name);
+            std::fs::create_dir(&d).expect("dir");
+            for f in files {
+                std::fs::write(d.join(f), b"x").expect("file");
+            }
+            d
+        };
+        let stale = mk(&format!("forkswap-{dead}-abc"), &[crate::disk::IMAGE_NAME]);
+        let empty = mk(&format!("forkswap-{dead}-def"), &[]);
+        let live = mk(&format!("forkswap-{me}-abc"), &[crate::disk::IMAGE_NAME]);
+        let other = mk(&format!("forkswap-{dead}-ghi"), &["notes.txt"]);
+        let named = mk("forkswap-interrupt-check-xyz", &[]);
+        assert_eq!(sweep_stale_dirs(tmp.path()), 2);
+        assert!(!stale.exists() && !empty.exists());
+        assert!(live.exists(), "a live runner's disk was removed");
+        assert!(
+            other.exists(),
+            "a dir with more than a swap disk was removed"
+        );
+        assert!(named.exists());
+    }
+
+    #[test]
+    fn command_wraps_a_resolvable_program_in_setpriv() {
+        let cmd = command(Path::new("sh"));
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        if which::which(SETPRIV).is_ok() {
+            assert!(cmd.get_program().to_string_lossy().ends_with("/setpriv"));
+            assert_eq!(args[..3], ["--pdeathsig", "KILL", "--"]);
+            assert!(args[3].ends_with("/sh"), "{args:?}");
+        } else {
+            assert_eq!(cmd.get_program(), "sh");
+        }
+        // A program that does not resolve is spawned as is, so that the
+        // spawn fails with its own error.
+        let missing = command(Path::new("/nonexistent/qemu"));
+        assert_eq!(missing.get_program(), "/nonexistent/qemu");
+        assert_eq!(missing.get_args().count(), 0);
+    }
+
+    #[test]
+    fn wrapped_child_dies_with_its_parent_thread() {
+        if which::which(SETPRIV).is_err() {
+            return;
+        }
+        // The parent-death signal follows the spawning thread: a child
+        // spawned by a thread that then ends is killed.
+        let child = std::thread::spawn(|| {
+            let mut cmd = command(Path::new("sleep"));
+            cmd.arg("30");
+            let child = cmd.spawn().expect("spawn");
+            // setpriv sets the signal after the fork: give it the time.
+            std::thread::sleep(Duration::from_millis(300));
+            child
+        })
+        .join()
+        .expect("thread");
+        let mut child = child;
+        let t = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break Some(st);
+            }
+            if t.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(9),
+            "the child outlived its parent thread"
+        );
+    }
 }

@@ -302,14 +302,17 @@ pub enum Item {
     /// [`harness::BOOTS`] `mode=probe` boots in a row leave nothing behind.
     HundredBoots { machine: Machine },
     /// A `compare` interrupted by SIGINT keeps what finished and leaves
-    /// nothing behind.
-    InterruptCompare { machine: Machine },
+    /// nothing behind; one killed by SIGKILL (`kill`) takes its QEMU with
+    /// it and keeps its checkpoint.
+    InterruptCompare { machine: Machine, kill: bool },
 }
 
 /// Name of the hundred-boots case.
 pub const HUNDRED_CASE: &str = "harness/100-boots";
 /// Name of the interrupted-compare case.
 pub const INTERRUPT_CASE: &str = "harness/interrupt-compare";
+/// Name of the SIGKILLed-compare case.
+pub const KILL_CASE: &str = "harness/sigkill-compare";
 
 impl Item {
     /// The names of the cases this boot produces.
@@ -327,7 +330,8 @@ impl Item {
                 machine, variant, ..
             } => vec![format!("{machine}/stress/{variant}")],
             Item::HundredBoots { .. } => vec![HUNDRED_CASE.into()],
-            Item::InterruptCompare { .. } => vec![INTERRUPT_CASE.into()],
+            Item::InterruptCompare { kill: false, .. } => vec![INTERRUPT_CASE.into()],
+            Item::InterruptCompare { kill: true, .. } => vec![KILL_CASE.into()],
         }
     }
 }
@@ -365,9 +369,12 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
     items.push(Item::HundredBoots {
         machine: crash_machine,
     });
-    items.push(Item::InterruptCompare {
-        machine: crash_machine,
-    });
+    for kill in [false, true] {
+        items.push(Item::InterruptCompare {
+            machine: crash_machine,
+            kill,
+        });
+    }
     items
 }
 
@@ -430,7 +437,7 @@ impl Suite<'_> {
                 ));
                 ktap.case(harness::hundred_boots(HUNDRED_CASE, &spec));
             }
-            Item::InterruptCompare { machine } => {
+            Item::InterruptCompare { machine, kill } => {
                 let accel = self.chooser.resolve(self.accel, *machine, 1).accel;
                 let setup = harness::InterruptSetup {
                     // This very binary, even if `cargo test` (the host
@@ -439,8 +446,14 @@ impl Suite<'_> {
                     kernel: self.kernel.clone(),
                     accel,
                 };
-                ktap.diag("compare of 2 variants × 3 boots, SIGINT after 2");
-                ktap.case(harness::interrupted_compare(INTERRUPT_CASE, &setup));
+                let (name, sig) = if *kill {
+                    ktap.diag("compare of 2 variants × 3 boots, SIGKILL during the second");
+                    (KILL_CASE, nix::sys::signal::Signal::SIGKILL)
+                } else {
+                    ktap.diag("compare of 2 variants × 3 boots, SIGINT after 2");
+                    (INTERRUPT_CASE, nix::sys::signal::Signal::SIGINT)
+                };
+                ktap.case(harness::interrupted_compare(name, &setup, sig));
             }
         }
     }
@@ -726,10 +739,11 @@ mod tests {
             "microvm/stress/swap-prealloc",
             "harness/100-boots",
             "harness/interrupt-compare",
+            "harness/sigkill-compare",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2 + 2);
+        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2 + 3);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)
