@@ -21,7 +21,8 @@ use crate::qemu::{self, Accel, Machine};
     after_help = "Exit status: 0 success, 1 a failure was found (a boot or test failed; `stress` \
                   caught a failure or a hang), 2 bad usage, 3 harness error (QEMU missing and not \
                   installable, kernel build failed, kernel panic in `stress`, ...), 130/143 \
-                  interrupted by SIGINT/SIGTERM (`stress` and `compare` first write what finished). \
+                  interrupted by SIGINT/SIGTERM (`stress` and `compare` first write what finished), \
+                  141 standard output closed (`... | head`). \
                   `compare` exits 0 when every boot ran: its findings are results.\n\
                   Environment: FORKSWAP_QEMU=PATH boots with this QEMU binary.\n\
                   Verdicts: Pass Fail Panic Exception DiskMissing TripleFault Hang HangSilent Garbled \

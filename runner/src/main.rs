@@ -12,6 +12,7 @@ use runner::error::{EXIT_USAGE, Error};
 use runner::{cli, cmd, reaper};
 
 fn main() -> ExitCode {
+    reaper::install_broken_pipe_hook();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

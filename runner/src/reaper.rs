@@ -151,6 +151,45 @@ pub fn install_signal_handler() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Ends the runner now with `code`, after killing every registered QEMU
+/// group and removing every registered temp dir (for paths that cannot
+/// unwind to the owners' drops).
+pub fn exit_now(code: i32) -> ! {
+    let _ = shut_down();
+    std::process::exit(code)
+}
+
+/// Exit status of a runner whose standard output was closed under it
+/// (`cargo xtask compare | head`): what a shell reports for a process that
+/// SIGPIPE ended.
+pub const EXIT_BROKEN_PIPE: i32 = 128 + 13;
+
+/// Makes a closed standard output (`… | head`) end the runner quietly with
+/// [`EXIT_BROKEN_PIPE`], its QEMUs killed and temp disks removed, as
+/// SIGPIPE ends other tools — instead of `println!`'s panic and backtrace
+/// (Rust ignores SIGPIPE, so the write fails with EPIPE and `println!`
+/// panics). Every other panic goes to the default hook.
+pub fn install_broken_pipe_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_broken_pipe_panic(msg) {
+            exit_now(EXIT_BROKEN_PIPE);
+        }
+        default(info)
+    }));
+}
+
+/// Whether a panic message is `print!`'s on a closed pipe.
+fn is_broken_pipe_panic(msg: &str) -> bool {
+    msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe")
+}
+
 /// Kills every registered group and removes every registered dir; no new
 /// QEMU is spawned and no temp dir registered afterwards. Returns how many
 /// of each.
@@ -342,6 +381,17 @@ mod tests {
             "a dir with more than a swap disk was removed"
         );
         assert!(named.exists());
+    }
+
+    #[test]
+    fn only_print_on_a_closed_pipe_counts_as_broken_pipe() {
+        assert!(is_broken_pipe_panic(
+            "failed printing to stdout: Broken pipe (os error 32)"
+        ));
+        assert!(!is_broken_pipe_panic(
+            "failed printing to stdout: No space left on device (os error 28)"
+        ));
+        assert!(!is_broken_pipe_panic("index out of bounds: Broken pipe"));
     }
 
     #[test]

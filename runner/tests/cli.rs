@@ -146,6 +146,64 @@ fn sigint_kills_qemu_and_exits_130() {
 }
 
 #[test]
+fn closed_stdout_ends_the_runner_quietly_with_its_qemu() {
+    // A fake QEMU that keeps printing console lines, which `run` streams
+    // to a stdout nobody reads any more (`cargo xtask run | head -0`).
+    let fake = Fake::new("spawn_child\nwhile true; do echo line; sleep 0.05; done");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = format!(
+        "{}:{}",
+        fake.dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = runner()
+        .args([
+            "--kernel",
+            &fake.script.to_string_lossy(),
+            "run",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "60",
+        ])
+        .env("PATH", path)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runner");
+    drop(child.stdout.take());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the runner kept running with its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(
+        status.code(),
+        Some(runner::reaper::EXIT_BROKEN_PIPE),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(fake.leftovers(), Vec::<u32>::new(), "QEMU left behind");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).expect("ls").count(),
+        0,
+        "temp dir left behind"
+    );
+}
+
+#[test]
 fn test_writes_valid_junit_with_failures_and_their_evidence() {
     // A fake QEMU that always passes a probe: the panic case must fail.
     let fake = Fake::new(&common::probe_body());
