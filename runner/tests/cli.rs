@@ -82,17 +82,17 @@ fn help_lists_every_subcommand() {
     }
 }
 
-/// Starts `runner run` against a fake QEMU that hangs, sends `sig` once the
-/// fake is up, and checks the exit status and that nothing is left.
-fn interrupted(sig: Signal, expected: i32) {
-    let fake = Fake::new("spawn_child\nexec -a \"$0-spin\" sleep 300");
+/// Starts `runner run` (own TMPDIR, 60 s timeout) against a fake QEMU
+/// with `body`, stdout to `stdout`, stderr piped.
+fn run_fake(body: &str, stdout: Stdio) -> (Fake, tempfile::TempDir, std::process::Child) {
+    let fake = Fake::new(body);
     let tmp = tempfile::tempdir().expect("tmp");
     let path = format!(
         "{}:{}",
         fake.dir.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut child = runner()
+    let child = runner()
         .args([
             "--kernel",
             &fake.script.to_string_lossy(),
@@ -104,10 +104,18 @@ fn interrupted(sig: Signal, expected: i32) {
         ])
         .env("PATH", path)
         .env("TMPDIR", tmp.path())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn runner");
+    (fake, tmp, child)
+}
+
+/// Starts `runner run` against a fake QEMU that hangs, sends `sig` once the
+/// fake is up, and checks the exit status and that nothing is left.
+fn interrupted(sig: Signal, expected: i32) {
+    let (fake, tmp, mut child) =
+        run_fake("spawn_child\nexec -a \"$0-spin\" sleep 300", Stdio::null());
     let t = Instant::now();
     while fake.leftovers().is_empty() || fake.leftovers().len() < 2 {
         assert!(
@@ -149,29 +157,10 @@ fn sigint_kills_qemu_and_exits_130() {
 fn closed_stdout_ends_the_runner_quietly_with_its_qemu() {
     // A fake QEMU that keeps printing console lines, which `run` streams
     // to a stdout nobody reads any more (`cargo xtask run | head -0`).
-    let fake = Fake::new("spawn_child\nwhile true; do echo line; sleep 0.05; done");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let path = format!(
-        "{}:{}",
-        fake.dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
+    let (fake, tmp, mut child) = run_fake(
+        "spawn_child\nwhile true; do echo line; sleep 0.05; done",
+        Stdio::piped(),
     );
-    let mut child = runner()
-        .args([
-            "--kernel",
-            &fake.script.to_string_lossy(),
-            "run",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "60",
-        ])
-        .env("PATH", path)
-        .env("TMPDIR", tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn runner");
     drop(child.stdout.take());
     let t = Instant::now();
     let status = loop {
