@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 use anyhow::Context;
 
@@ -25,8 +26,14 @@ pub struct SwapDisk {
 }
 
 impl SwapDisk {
-    /// Creates a sparse disk of `bytes` bytes in a new temp dir.
+    /// Creates a sparse disk of `bytes` bytes in a new temp dir. The first
+    /// disk a runner makes first sweeps the temp dir of the disks that
+    /// runners killed without a word left there.
     pub fn create(bytes: u64) -> anyhow::Result<Self> {
+        static SWEEP: Once = Once::new();
+        SWEEP.call_once(|| {
+            reaper::sweep_stale_dirs(&std::env::temp_dir());
+        });
         let dir = tempfile::Builder::new()
             .prefix(&reaper::marker())
             .tempdir()

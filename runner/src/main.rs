@@ -45,8 +45,6 @@ fn main() -> ExitCode {
     if let Err(e) = reaper::install_signal_handler() {
         return Error::from(e.context("cannot install the signal handler")).report();
     }
-    // Swap disks of runners that were killed without a word.
-    reaper::sweep_stale_dirs(&std::env::temp_dir());
     let result = cmd::dispatch(cli);
     // A boot that ended because the signal handler killed its QEMU must not
     // decide the exit status: an interrupted runner exits 130/143.

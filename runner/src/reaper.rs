@@ -23,7 +23,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -239,8 +239,10 @@ pub const SETPRIV: &str = "setpriv";
 /// The parent-death signal fires when the *thread* that spawned the
 /// process ends: spawn from the thread that waits for the process.
 pub fn command(program: &Path) -> Command {
-    match (which::which(SETPRIV), which::which(program)) {
-        (Ok(setpriv), Ok(program)) => {
+    static SETPRIV_PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let setpriv = SETPRIV_PATH.get_or_init(|| which::which(SETPRIV).ok());
+    match (setpriv, which::which(program)) {
+        (Some(setpriv), Ok(program)) => {
             let mut cmd = Command::new(setpriv);
             cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
             cmd

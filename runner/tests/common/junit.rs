@@ -28,6 +28,32 @@ fn attr(e: &quick_xml::events::BytesStart, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Takes in an element that opens (`<x>`) or stands alone (`<x/>`): the
+/// totals, a test case, or a failure of the last case.
+fn element(
+    e: &quick_xml::events::BytesStart,
+    cases: &mut Vec<Case>,
+    totals: &mut Option<(usize, usize)>,
+) {
+    match e.name().as_ref() {
+        b"testsuites" => {
+            let n = |k: &str| attr(e, k).parse::<usize>().expect("a count");
+            *totals = Some((n("tests"), n("failures") + n("errors")));
+        }
+        b"testcase" => cases.push(Case {
+            name: attr(e, "name"),
+            classname: attr(e, "classname"),
+            ..Case::default()
+        }),
+        b"failure" | b"error" => {
+            let c = cases.last_mut().expect("failure outside a testcase");
+            c.failed = true;
+            c.message = attr(e, "message");
+        }
+        _ => {}
+    }
+}
+
 /// The cases of a report; panics unless it is well-formed JUnit whose
 /// `tests`/`failures` totals match its cases.
 pub fn parse(xml: &str) -> Vec<Case> {
@@ -43,38 +69,10 @@ pub fn parse(xml: &str) -> Vec<Case> {
         {
             Event::Start(e) => {
                 depth += 1;
-                match e.name().as_ref() {
-                    b"testsuites" => {
-                        let n = |k: &str| attr(&e, k).parse::<usize>().expect("a count");
-                        totals = Some((n("tests"), n("failures") + n("errors")));
-                    }
-                    b"testcase" => cases.push(Case {
-                        name: attr(&e, "name"),
-                        classname: attr(&e, "classname"),
-                        ..Case::default()
-                    }),
-                    b"failure" | b"error" => {
-                        let c = cases.last_mut().expect("failure outside a testcase");
-                        c.failed = true;
-                        c.message = attr(&e, "message");
-                    }
-                    b"system-out" => in_out = true,
-                    _ => {}
-                }
+                element(&e, &mut cases, &mut totals);
+                in_out |= e.name().as_ref() == b"system-out";
             }
-            Event::Empty(e) => match e.name().as_ref() {
-                b"testcase" => cases.push(Case {
-                    name: attr(&e, "name"),
-                    classname: attr(&e, "classname"),
-                    ..Case::default()
-                }),
-                b"failure" | b"error" => {
-                    let c = cases.last_mut().expect("failure outside a testcase");
-                    c.failed = true;
-                    c.message = attr(&e, "message");
-                }
-                _ => {}
-            },
+            Event::Empty(e) => element(&e, &mut cases, &mut totals),
             Event::End(e) => {
                 depth -= 1;
                 if e.name().as_ref() == b"system-out" {
