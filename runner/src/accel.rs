@@ -26,8 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::boot::{self, BootSpec};
-use crate::disk;
-use crate::qemu::{Accel, DEFAULT_MEM_MIB, Machine};
+use crate::qemu::{Accel, Machine};
 use crate::verdict::Verdict;
 
 /// What the user asked for.
@@ -161,19 +160,15 @@ pub fn probe_spec(
     kernel: PathBuf,
     qemu: PathBuf,
 ) -> BootSpec {
-    BootSpec {
+    BootSpec::new(
         machine,
         cpus,
-        mem_mib: DEFAULT_MEM_MIB,
         accel,
-        append: PROBE_APPEND.into(),
-        disk_bytes: Some(disk::DEFAULT_MIB << 20),
-        disk_file: None,
-        qemu_extra: Vec::new(),
-        timeout: probe_timeout(machine),
+        PROBE_APPEND.into(),
+        probe_timeout(machine),
         kernel,
         qemu,
-    }
+    )
 }
 
 impl Chooser {
@@ -211,7 +206,7 @@ impl Chooser {
     }
 
     /// Runs the KVM probe without caching or printing.
-    pub fn probe(&self, machine: Machine, cpus: u32) -> Resolved {
+    fn probe(&self, machine: Machine, cpus: u32) -> Resolved {
         if let Err(e) = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

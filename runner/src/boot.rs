@@ -17,15 +17,13 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use stress::proto::Frame;
-
 use crate::console::{Console, ConsoleLine, Ktap, LineEnd};
 use crate::disk::SwapDisk;
 use crate::qemu::{self, Accel, Machine, QemuArgs};
 use crate::reaper::{self, Registration};
 use crate::verdict::{self, Ending, Exit, Judgement, Verdict};
 
-pub use crate::lines::{MAX_LINE, STDERR_LINE, TAIL_LINES, read_chunk};
+use crate::lines::{MAX_LINE, READ_BUFFER, STDERR_LINE, TAIL_LINES, push_tail, read_chunk};
 /// How long to wait for the console to close after QEMU exited.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long to keep reading after QEMU said it stopped the guest.
@@ -69,6 +67,32 @@ pub struct BootSpec {
 }
 
 impl BootSpec {
+    /// A boot of `kernel` with `append` on the default guest: default
+    /// memory, a fresh swap disk of the default size, no extra arguments.
+    pub fn new(
+        machine: Machine,
+        cpus: u32,
+        accel: Accel,
+        append: String,
+        timeout: Duration,
+        kernel: PathBuf,
+        qemu: PathBuf,
+    ) -> Self {
+        BootSpec {
+            machine,
+            cpus,
+            mem_mib: qemu::DEFAULT_MEM_MIB,
+            accel,
+            append,
+            disk_bytes: Some(crate::disk::DEFAULT_MIB << 20),
+            disk_file: None,
+            qemu_extra: Vec::new(),
+            timeout,
+            kernel,
+            qemu,
+        }
+    }
+
     /// A short label: `microvm/4cpu/tcg`.
     pub fn label(&self) -> String {
         format!("{}/{}cpu/{}", self.machine, self.cpus, self.accel)
@@ -102,9 +126,11 @@ impl BootOutcome {
         &self.judgement.verdict
     }
 
-    /// Every valid record frame.
-    pub fn frames(&self) -> &[Frame] {
-        &self.console.frames
+    /// Whether the runner's interrupt handler ended this boot (killed its
+    /// QEMU, or never let it start): then it is no result. A boot whose
+    /// QEMU exited by itself is one, interrupt or not.
+    pub fn killed_by_interrupt(&self) -> bool {
+        crate::reaper::interrupted().is_some() && !matches!(self.exit, Exit::Status(_))
     }
 
     /// The boot's KTAP results.
@@ -358,10 +384,7 @@ impl State {
                 if self.stopped.is_none() && guest_stopped(&l) {
                     self.stopped = Some((l.clone(), Instant::now()));
                 }
-                if self.stderr_tail.len() == TAIL_LINES {
-                    self.stderr_tail.remove(0);
-                }
-                self.stderr_tail.push(l);
+                push_tail(&mut self.stderr_tail, l);
             }
             Event::StderrClosed => self.err_closed = true,
             Event::Exited(status, at) => self.exited = Some((status, at)),
@@ -402,7 +425,7 @@ fn finish(
 }
 
 fn read_console(out: impl Read, tx: &Sender<Event>) {
-    let mut r = BufReader::with_capacity(64 * 1024, out);
+    let mut r = BufReader::with_capacity(READ_BUFFER, out);
     let mut buf = Vec::new();
     while let Ok(Some(end)) = read_chunk(&mut r, &mut buf, MAX_LINE) {
         let line = std::mem::take(&mut buf);

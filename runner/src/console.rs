@@ -382,11 +382,6 @@ impl Console {
     pub fn hang(&self) -> Option<&Record> {
         self.records().find(|r| matches!(r, Record::Hang { .. }))
     }
-
-    /// True when the console broke no rule of the protocol.
-    pub fn clean(&self) -> bool {
-        self.garbled.is_empty() && self.violations.is_empty() && self.cut.is_none()
-    }
 }
 
 /// Reason for a record line that parses but is not byte for byte what

@@ -37,7 +37,7 @@ pub fn temp_leftovers(tmp: &Path, marker: &str) -> Vec<String> {
 
 /// Processes whose command line holds `marker`, after letting killed
 /// ones go (up to 1 s).
-fn process_leftovers(marker: &str) -> Vec<u32> {
+pub(crate) fn process_leftovers(marker: &str) -> Vec<u32> {
     let mut left = reaper::processes_matching(marker);
     for _ in 0..10 {
         if left.is_empty() {
@@ -53,13 +53,13 @@ fn process_leftovers(marker: &str) -> Vec<u32> {
 /// afterwards no QEMU of this runner and no temp disk of it may remain.
 pub fn hundred_boots(name: &str, spec: &BootSpec) -> CaseResult {
     let t = Instant::now();
+    let (tmp, marker) = (std::env::temp_dir(), reaper::marker());
     let mut failed = Vec::new();
     let mut peak_dirs = 0;
     for i in 0..BOOTS {
         let out = boot::boot(spec, &mut |_| {
             // While a boot runs, exactly its own disk exists.
-            peak_dirs =
-                peak_dirs.max(temp_leftovers(&std::env::temp_dir(), &reaper::marker()).len());
+            peak_dirs = peak_dirs.max(temp_leftovers(&tmp, &marker).len());
         });
         if *out.verdict() != Verdict::Pass {
             failed.push(format!(
@@ -69,9 +69,8 @@ pub fn hundred_boots(name: &str, spec: &BootSpec) -> CaseResult {
             ));
         }
     }
-    let marker = reaper::marker();
     let procs = process_leftovers(&marker);
-    let dirs = temp_leftovers(&std::env::temp_dir(), &marker);
+    let dirs = temp_leftovers(&tmp, &marker);
     let ok = failed.is_empty() && procs.is_empty() && dirs.is_empty() && peak_dirs == 1;
     CaseResult {
         name: name.into(),
@@ -126,17 +125,6 @@ pub fn interrupted_compare(name: &str, s: &InterruptSetup, sig: Signal) -> CaseR
     }
 }
 
-/// The entries of `dir`.
-fn entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn interrupt_check(s: &InterruptSetup, sig: Signal) -> Result<String, String> {
     let dir = tempfile::Builder::new()
         .prefix("forkswap-interrupt-check-")
@@ -174,7 +162,7 @@ fn interrupt_check(s: &InterruptSetup, sig: Signal) -> Result<String, String> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", s.runner.display()))?;
     let pid = child.id();
-    let marker = format!("forkswap-{pid}-");
+    let marker = reaper::marker_for(pid);
     let kill = sig == Signal::SIGKILL;
     // SIGINT after two boots; SIGKILL after one, in the middle of the next.
     let after = if kill { "[1/6]" } else { "[2/6]" };
@@ -247,14 +235,14 @@ fn interrupt_check(s: &InterruptSetup, sig: Signal) -> Result<String, String> {
             "QEMU pids {procs:?} outlived the runner (running before {sig}: {running:?})"
         ));
     }
-    let mut dirs = entries(&tmp);
+    let mut dirs = temp_leftovers(&tmp, "");
     let left = dirs.len();
     if kill {
         if left > 1 {
             return Err(format!("more than one temp disk left: {dirs:?}"));
         }
         let swept = reaper::sweep_stale_dirs(&tmp);
-        dirs = entries(&tmp);
+        dirs = temp_leftovers(&tmp, "");
         if swept != left {
             return Err(format!("the sweep removed {swept} of {left} temp disks"));
         }

@@ -99,12 +99,16 @@ pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> 
     write_file_atomic(path, text.as_bytes())
 }
 
-/// Writes `bytes` to `path` through a temp file in the same directory.
+/// Writes `bytes` to `path` through a temp file in the same directory,
+/// readable by all (`0644`, as a plain write would leave it; the temp
+/// file itself starts private).
 pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = parent(path);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".forkswap-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
     tmp.write_all(bytes)
@@ -247,6 +251,9 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec!["compare.json".to_string()]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "a report must be readable by all");
     }
 
     #[test]

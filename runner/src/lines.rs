@@ -14,6 +14,16 @@ pub const MAX_LINE: usize = 1 << 20;
 pub const STDERR_LINE: usize = 4096;
 /// Lines of console and stderr kept for reports.
 pub const TAIL_LINES: usize = 20;
+/// The capacity of the console reader's buffer.
+pub const READ_BUFFER: usize = 64 * 1024;
+
+/// Keeps `line` as the newest of the last [`TAIL_LINES`] lines in `tail`.
+pub fn push_tail(tail: &mut Vec<String>, line: String) {
+    if tail.len() == TAIL_LINES {
+        tail.remove(0);
+    }
+    tail.push(line);
+}
 
 /// Reads one line (without its `\n`) into `buf`, at most `cap` bytes.
 /// `None` at the end of the stream.

@@ -43,6 +43,19 @@ struct Registry {
     dirs: HashMap<u64, PathBuf>,
 }
 
+impl Registry {
+    /// Nothing new is spawned or registered once the handler has cleaned up.
+    fn refuse_if_shutting_down(&self) -> io::Result<()> {
+        if self.shutting_down {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the runner is shutting down",
+            ));
+        }
+        Ok(())
+    }
+}
+
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 /// The first signal received (0: none).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -288,12 +301,7 @@ fn only_swap_disk(dir: &Path) -> bool {
 pub fn spawn(cmd: &mut Command) -> io::Result<(Child, Registration)> {
     cmd.process_group(0);
     with(|r| {
-        if r.shutting_down {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "the runner is shutting down",
-            ));
-        }
+        r.refuse_if_shutting_down()?;
         let child = cmd.spawn()?;
         r.next += 1;
         let id = r.next;
@@ -306,12 +314,7 @@ pub fn spawn(cmd: &mut Command) -> io::Result<(Child, Registration)> {
 /// once it has been (the caller then removes the dir itself).
 pub fn track_dir(path: PathBuf) -> io::Result<Registration> {
     with(|r| {
-        if r.shutting_down {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "the runner is shutting down",
-            ));
-        }
+        r.refuse_if_shutting_down()?;
         r.next += 1;
         r.dirs.insert(r.next, path);
         Ok(Registration(r.next))
@@ -321,7 +324,13 @@ pub fn track_dir(path: PathBuf) -> io::Result<Registration> {
 /// A marker unique to this runner process, put in every QEMU command line
 /// (`-name`) and temp dir name, so that leftovers can be found.
 pub fn marker() -> String {
-    format!("forkswap-{}-", std::process::id())
+    marker_for(std::process::id())
+}
+
+/// The marker of the runner with process id `pid`: `forkswap-<pid>-`
+/// ([`sweep_stale_dirs`] reads the pid back from it).
+pub fn marker_for(pid: u32) -> String {
+    format!("forkswap-{pid}-")
 }
 
 /// PIDs of live processes (other than zombies) whose command line contains

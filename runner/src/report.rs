@@ -115,15 +115,12 @@ pub fn junit(results: &[CaseResult]) -> Report {
     report
 }
 
-/// Writes the JUnit XML file.
+/// Writes the JUnit XML file (atomically, as every report file).
 pub fn write_junit(path: &Path, results: &[CaseResult]) -> anyhow::Result<()> {
     let xml = junit(results)
         .to_string()
         .context("cannot serialize the JUnit report")?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    std::fs::write(path, xml).with_context(|| format!("cannot write {}", path.display()))
+    crate::json::write_file_atomic(path, xml.as_bytes())
 }
 
 #[cfg(test)]

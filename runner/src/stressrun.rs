@@ -16,18 +16,18 @@
 //!   a Failure record, or a Failure naming another variant or seed than the
 //!   one booted. An infra boot is never counted as clean.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stress::proto::{CpuWait, Record};
 use stress::{FailureKind, Stats, Variant};
 
-use crate::accel::AccelChoice;
+use crate::accel::{AccelChoice, Chooser, Resolved};
 use crate::boot::{BootOutcome, BootSpec};
-use crate::disk;
+use crate::cli::StressBootArgs;
 use crate::error::{EXIT_FAILURE, EXIT_INFRA, EXIT_OK};
-use crate::qemu::{Accel, DEFAULT_MEM_MIB, Machine};
+use crate::qemu::{Accel, Machine};
 use crate::seed;
 use crate::verdict::{Exit, Verdict};
 
@@ -55,7 +55,43 @@ pub struct StressSpec {
     pub kernel_flag: Option<PathBuf>,
 }
 
+/// The accelerator for stress boots with the options `b` (`auto` probes
+/// once and says what it chose).
+pub fn resolve_accel(b: &StressBootArgs, kernel: &Path, qemu: &Path) -> Resolved {
+    Chooser::new(kernel.to_path_buf(), qemu.to_path_buf()).resolve(
+        b.accel.unwrap_or(AccelChoice::Auto),
+        b.machine,
+        b.cpus,
+    )
+}
+
 impl StressSpec {
+    /// A boot of `variant`/`seed` with the shared stress options `b` on the
+    /// accelerator resolved for them; `kernel_flag` is `--kernel` as given.
+    pub fn from_args(
+        b: &StressBootArgs,
+        variant: Variant,
+        seed: u64,
+        accel: Accel,
+        kernel_flag: Option<PathBuf>,
+    ) -> Self {
+        StressSpec {
+            variant,
+            seed,
+            cpus: b.cpus,
+            duration: b.seconds,
+            machine: b.machine,
+            accel,
+            accel_flag: b.accel,
+            kernel_flag,
+        }
+    }
+
+    /// `machine/Ncpu/accel`, as [`BootSpec::label`].
+    pub fn label(&self) -> String {
+        format!("{}/{}cpu/{}", self.machine, self.cpus, self.accel)
+    }
+
     /// `duration_ms` for the kernel (at least 1).
     pub fn duration_ms(&self) -> u64 {
         (self.duration.as_secs_f64() * 1e3).round().max(1.0) as u64
@@ -82,19 +118,15 @@ impl StressSpec {
 
     /// The boot engine's spec.
     pub fn boot_spec(&self, kernel: PathBuf, qemu: PathBuf) -> BootSpec {
-        BootSpec {
-            machine: self.machine,
-            cpus: self.cpus,
-            mem_mib: DEFAULT_MEM_MIB,
-            accel: self.accel,
-            append: self.append(),
-            disk_bytes: Some(disk::DEFAULT_MIB << 20),
-            disk_file: None,
-            qemu_extra: Vec::new(),
-            timeout: self.timeout(),
+        BootSpec::new(
+            self.machine,
+            self.cpus,
+            self.accel,
+            self.append(),
+            self.timeout(),
             kernel,
             qemu,
-        }
+        )
     }
 
     /// The command that runs this boot again: same variant, seed, CPUs,
@@ -257,12 +289,12 @@ impl BootResult {
     pub fn from_outcome(spec: &StressSpec, out: &BootOutcome, elapsed: Duration) -> Self {
         let (stats, run_ms) = last_stats(out);
         let failure_rec = out.console.failures().next();
-        let failure = failure_rec.map(|f| FailureInfo {
-            kind: f.kind,
-            cpu: f.cpu,
-            ms: f.ms,
-            detail: f.detail.clone(),
-        });
+        let caught = |f: &stress::Failure| {
+            format!(
+                "{} on cpu {} after {} ms: {}",
+                f.kind, f.cpu, f.ms, f.detail
+            )
+        };
         let watchdog = out.console.hang().and_then(|r| match r {
             Record::Hang { ms, waits, .. } => Some(HangInfo {
                 ms: *ms,
@@ -283,23 +315,21 @@ impl BootResult {
                     && f.seed == spec.seed
                     && !matches!(f.kind, FailureKind::SwapIo | FailureKind::Hang)
             });
-        let (outcome, hang) = match verdict {
-            Verdict::Hang | Verdict::HangSilent if caught_then_stuck => {
-                if let Some(f) = failure_rec {
-                    reason = format!(
-                        "{} on cpu {} after {} ms: {} (then the kernel did not end the run: {reason})",
-                        f.kind, f.cpu, f.ms, f.detail
-                    );
-                }
+        let (outcome, hang) = match (verdict, failure_rec) {
+            (Verdict::Hang | Verdict::HangSilent, Some(f)) if caught_then_stuck => {
+                reason = format!(
+                    "{} (then the kernel did not end the run: {reason})",
+                    caught(f)
+                );
                 (Outcome::Caught, None)
             }
-            Verdict::Pass if stats.is_some() => (Outcome::Clean, None),
-            Verdict::Pass => {
+            (Verdict::Pass, _) if stats.is_some() => (Outcome::Clean, None),
+            (Verdict::Pass, _) => {
                 reason =
                     "Done{pass} without the final counters (the contract wants Done.stats)".into();
                 (Outcome::Infra, None)
             }
-            Verdict::Fail => match failure_rec {
+            (Verdict::Fail, _) => match failure_rec {
                 Some(f) if f.variant != spec.variant || f.seed != spec.seed => {
                     reason = format!(
                         "the kernel's Failure names variant {} seed {} but the boot asked for variant {} seed {}",
@@ -326,10 +356,7 @@ impl BootResult {
                     }),
                 ),
                 Some(f) => {
-                    reason = format!(
-                        "{} on cpu {} after {} ms: {}",
-                        f.kind, f.cpu, f.ms, f.detail
-                    );
+                    reason = caught(f);
                     (Outcome::Caught, None)
                 }
                 None => {
@@ -337,23 +364,19 @@ impl BootResult {
                     (Outcome::Infra, None)
                 }
             },
-            Verdict::Hang => (
-                Outcome::Hang,
-                Some(watchdog.unwrap_or(HangInfo {
-                    ms: if out.exit == Exit::TimedOut {
-                        timeout_ms
-                    } else {
-                        run_ms.unwrap_or_default()
-                    },
-                    waits: Vec::new(),
-                    by: if out.exit == Exit::TimedOut {
-                        HangBy::Timeout
-                    } else {
-                        HangBy::Watchdog
-                    },
-                })),
-            ),
-            Verdict::HangSilent => (
+            (Verdict::Hang, _) => {
+                let (ms, by) = if out.exit == Exit::TimedOut {
+                    (timeout_ms, HangBy::Timeout)
+                } else {
+                    (run_ms.unwrap_or_default(), HangBy::Watchdog)
+                };
+                let waits = Vec::new();
+                (
+                    Outcome::Hang,
+                    Some(watchdog.unwrap_or(HangInfo { ms, waits, by })),
+                )
+            }
+            (Verdict::HangSilent, _) => (
                 Outcome::Hang,
                 Some(HangInfo {
                     ms: timeout_ms,
@@ -361,15 +384,18 @@ impl BootResult {
                     by: HangBy::SilentTimeout,
                 }),
             ),
-            Verdict::Panic
-            | Verdict::Exception
-            | Verdict::DiskMissing
-            | Verdict::TripleFault
-            | Verdict::Garbled
-            | Verdict::EarlyExit
-            | Verdict::Crashed
-            | Verdict::QemuFailed
-            | Verdict::Infra => (Outcome::Infra, None),
+            (
+                Verdict::Panic
+                | Verdict::Exception
+                | Verdict::DiskMissing
+                | Verdict::TripleFault
+                | Verdict::Garbled
+                | Verdict::EarlyExit
+                | Verdict::Crashed
+                | Verdict::QemuFailed
+                | Verdict::Infra,
+                _,
+            ) => (Outcome::Infra, None),
         };
         BootResult {
             variant: spec.variant,
@@ -386,11 +412,14 @@ impl BootResult {
                 Exit::Status(s) => Some(s),
                 _ => None,
             },
-            failure: if outcome == Outcome::Caught {
-                failure
-            } else {
-                None
-            },
+            failure: failure_rec
+                .filter(|_| outcome == Outcome::Caught)
+                .map(|f| FailureInfo {
+                    kind: f.kind,
+                    cpu: f.cpu,
+                    ms: f.ms,
+                    detail: f.detail.clone(),
+                }),
             hang,
             stats,
             run_ms,
@@ -430,17 +459,8 @@ mod tests {
     use super::*;
     use crate::testkit::*;
 
-    pub(crate) fn spec() -> StressSpec {
-        StressSpec {
-            variant: Variant::Baseline,
-            seed: 0x2a,
-            cpus: 4,
-            duration: Duration::from_secs(5),
-            machine: Machine::Microvm,
-            accel: Accel::Tcg,
-            accel_flag: None,
-            kernel_flag: None,
-        }
+    fn spec() -> StressSpec {
+        stress_spec()
     }
 
     #[test]

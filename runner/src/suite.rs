@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::accel::{self, AccelChoice, Chooser};
 use crate::boot::{self, BootOutcome, BootSpec};
-use crate::disk;
 use crate::harness;
-use crate::qemu::{DEFAULT_MEM_MIB, Machine};
+use crate::qemu::Machine;
 use crate::reaper;
 use crate::render;
 use crate::report::{CaseResult, Ktap};
@@ -491,19 +490,15 @@ impl Suite<'_> {
     /// the accelerator chosen for (machine, CPUs).
     fn spec(&mut self, machine: Machine, cpus: u32, append: &str, timeout: Duration) -> BootSpec {
         let accel = self.chooser.resolve(self.accel, machine, cpus).accel;
-        BootSpec {
+        BootSpec::new(
             machine,
             cpus,
-            mem_mib: DEFAULT_MEM_MIB,
             accel,
-            append: append.into(),
-            disk_bytes: Some(disk::DEFAULT_MIB << 20),
-            disk_file: None,
-            qemu_extra: Vec::new(),
+            append.into(),
             timeout,
-            kernel: self.kernel.clone(),
-            qemu: self.qemu.clone(),
-        }
+            self.kernel.clone(),
+            self.qemu.clone(),
+        )
     }
 
     fn boot(
@@ -553,15 +548,7 @@ impl Suite<'_> {
             kernel_flag: None,
         };
         let bspec = spec.boot_spec(self.kernel.clone(), self.qemu.clone());
-        ktap.diag(&format!("boot {}: {}", bspec.label(), bspec.append));
-        let verbose = self.verbose;
-        let t = Instant::now();
-        let out = boot::boot(&bspec, &mut |l| {
-            if verbose {
-                println!("# | {}", render::console_line(l, false));
-            }
-        });
-        let time = t.elapsed();
+        let (out, time) = self.run_spec(&bspec, ktap);
         let r = BootResult::from_outcome(&spec, &out, time);
         let ok = expect.matches(&r);
         let seen = format!(
@@ -688,14 +675,7 @@ fn kernel_test_case(name: &str, test: &str, out: &BootOutcome) -> CaseResult {
 pub fn orphan_case() -> CaseResult {
     let t = Instant::now();
     // Give the kernel a moment to finish tearing down killed processes.
-    let mut left = reaper::processes_matching(&reaper::marker());
-    for _ in 0..10 {
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        left = reaper::processes_matching(&reaper::marker());
-    }
+    let left = harness::process_leftovers(&reaper::marker());
     CaseResult {
         name: ORPHAN_CASE.into(),
         ok: left.is_empty(),

@@ -41,16 +41,18 @@ pub fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
 
 /// The median (`None` when empty).
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
     v.sort_by(f64::total_cmp);
+    median_sorted(&v)
+}
+
+/// The median of values already in ascending order (`None` when empty).
+pub fn median_sorted(v: &[f64]) -> Option<f64> {
     let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 /// What a variant's boots support.

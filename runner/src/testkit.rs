@@ -10,7 +10,7 @@ use stress::{Failure, FailureKind, Stats, Variant};
 use crate::boot::{BootOutcome, Timings};
 use crate::console::{Console, LineEnd};
 use crate::qemu::{Accel, Machine};
-use crate::stressrun::{BootResult, Outcome};
+use crate::stressrun::{BootResult, Outcome, StressSpec};
 use crate::verdict::{self, Ending, Exit};
 
 /// The outcome of a boot that printed these records (each a line, `seq`
@@ -116,6 +116,20 @@ pub fn failure(variant: Variant, seed: u64, kind: FailureKind) -> Record {
             },
         ],
     })
+}
+
+/// Baseline, seed 0x2a, 4 CPUs, 5 s, microvm, TCG chosen by `auto`.
+pub fn stress_spec() -> StressSpec {
+    StressSpec {
+        variant: Variant::Baseline,
+        seed: 0x2a,
+        cpus: 4,
+        duration: Duration::from_secs(5),
+        machine: Machine::Microvm,
+        accel: Accel::Tcg,
+        accel_flag: None,
+        kernel_flag: None,
+    }
 }
 
 /// A boot result with counters: 100 faults and 10 forks in 1000 ms.

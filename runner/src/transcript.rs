@@ -9,11 +9,8 @@ use std::io::{BufReader, Read};
 use std::time::Duration;
 
 use crate::console::{Console, ConsoleLine, printable};
-use crate::lines::{MAX_LINE, STDERR_LINE, TAIL_LINES, read_chunk};
+use crate::lines::{MAX_LINE, READ_BUFFER, STDERR_LINE, TAIL_LINES, push_tail, read_chunk};
 use crate::verdict::{self, Ending, Exit, Judgement};
-
-/// The capacity of the console reader's buffer (as in [`crate::boot`]).
-pub const READ_BUFFER: usize = 64 * 1024;
 
 /// What a boot left behind.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,10 +102,7 @@ impl Transcript {
         let mut err = BufReader::new(&self.stderr[..]);
         let mut stderr_tail: Vec<String> = Vec::new();
         while let Ok(Some(_)) = read_chunk(&mut err, &mut buf, STDERR_LINE) {
-            if stderr_tail.len() == TAIL_LINES {
-                stderr_tail.remove(0);
-            }
-            stderr_tail.push(printable(&buf));
+            push_tail(&mut stderr_tail, printable(&buf));
         }
         let judgement = verdict::judge(
             &console,

@@ -32,20 +32,11 @@ pub struct Spread {
 
 /// The spread of some millisecond values (`None` when there are none).
 pub fn spread(mut v: Vec<f64>) -> Option<Spread> {
-    if v.is_empty() {
-        return None;
-    }
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
     Some(Spread {
+        median: crate::summary::median_sorted(&v)?,
         min: v[0],
-        median,
-        max: v[n - 1],
+        max: v[v.len() - 1],
     })
 }
 

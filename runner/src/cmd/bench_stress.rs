@@ -18,13 +18,12 @@ use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 use stress::proto::Record;
 
 use super::Ctx;
-use crate::accel::{AccelChoice, Chooser, fmt_rate};
+use crate::accel::fmt_rate;
 use crate::boot::{self, BootOutcome, BootSpec};
 use crate::cli::BenchStressArgs;
 use crate::disk::SwapDisk;
 use crate::error::{EXIT_INFRA, EXIT_OK, Result};
-use crate::qemu::DEFAULT_MEM_MIB;
-use crate::stressrun::{BootResult, Outcome, StressSpec, secs_arg};
+use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg};
 
 /// Bytes of a page (the swap block).
 const PAGE: u64 = 4096;
@@ -103,25 +102,12 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
     let kernel = ctx.kernel()?;
     let qemu = ctx.qemu()?;
     let b = &a.boot;
-    let accel = Chooser::new(kernel.clone(), qemu.clone())
-        .resolve(b.accel.unwrap_or(AccelChoice::Auto), b.machine, b.cpus)
-        .accel;
-    let spec = StressSpec {
-        variant: a.variant,
-        seed: a.seed,
-        cpus: b.cpus,
-        duration: b.seconds,
-        machine: b.machine,
-        accel,
-        accel_flag: b.accel,
-        kernel_flag: ctx.kernel.clone(),
-    };
+    let accel = resolve_accel(b, &kernel, &qemu).accel;
+    let spec = StressSpec::from_args(b, a.variant, a.seed, accel, ctx.kernel.clone());
     eprintln!(
-        "bench stress: booting `{}` on {}/{}cpu/{}",
+        "bench stress: booting `{}` on {}",
         spec.append(),
-        spec.machine,
-        spec.cpus,
-        accel
+        spec.label()
     );
     let t = Instant::now();
     let out = boot::boot(&spec.boot_spec(kernel.clone(), qemu.clone()), &mut |_| {});
@@ -132,21 +118,22 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
     let disk_mib = a.mib.max(crate::disk::DEFAULT_MIB);
     let disk = SwapDisk::create(disk_mib << 20)?;
     let dspec = BootSpec {
-        machine: b.machine,
-        cpus: 1,
-        mem_mib: DEFAULT_MEM_MIB,
-        accel,
-        append: format!("mode=diskbench mib={}", a.mib),
         disk_bytes: None,
         disk_file: Some(disk.path().to_path_buf()),
-        qemu_extra: Vec::new(),
-        timeout: DISKBENCH_TIMEOUT,
-        kernel,
-        qemu,
+        ..BootSpec::new(
+            b.machine,
+            1,
+            accel,
+            format!("mode=diskbench mib={}", a.mib),
+            DISKBENCH_TIMEOUT,
+            kernel,
+            qemu,
+        )
     };
     eprintln!(
-        "bench stress: booting `{}` on {}/1cpu/{accel}",
-        dspec.append, b.machine
+        "bench stress: booting `{}` on {}",
+        dspec.append,
+        dspec.label()
     );
     let dout = boot::boot(&dspec, &mut |_| {});
     let guest = (*dout.verdict() == crate::verdict::Verdict::Pass)
@@ -167,11 +154,10 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
         .run_ms
         .map_or("-".into(), |ms| format!("{:.2} s", ms as f64 / 1e3));
     let how = format!(
-        "{} seed {} on {}/{}cpu/{accel}, {} run of {} s requested ({}), outcome {}",
+        "{} seed {} on {}, {} run of {} s requested ({}), outcome {}",
         spec.variant,
         crate::seed::show(spec.seed),
-        spec.machine,
-        spec.cpus,
+        spec.label(),
         run,
         secs_arg(spec.duration),
         r.verdict,
@@ -215,9 +201,9 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
                 "virtio-blk read MB/s (guest)".to_string(),
                 format!("{:.1}", mb_per_s(bytes, guest_d)),
                 format!(
-                    "{} MiB sequential in 128 KiB requests, QEMU cache=unsafe (host page cache), {}/1cpu/{accel}",
+                    "{} MiB sequential in 128 KiB requests, QEMU cache=unsafe (host page cache), {}",
                     bytes >> 20,
-                    b.machine
+                    dspec.label()
                 ),
             ]);
             t.add_row([

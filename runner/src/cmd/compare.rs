@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stress::Variant;
 
 use super::Ctx;
-use crate::accel::{AccelChoice, Chooser, fmt_rate};
+use crate::accel::fmt_rate;
 use crate::boot;
 use crate::cli::{CompareArgs, default_jobs, host_cpus};
 use crate::error::{EXIT_INFRA, EXIT_OK, Result};
@@ -24,9 +24,8 @@ use crate::matrix::{self, Cell};
 use crate::reaper;
 use crate::report::{self, CaseResult};
 use crate::seed;
-use crate::stressrun::{BootResult, Outcome, StressSpec, secs_arg};
+use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg};
 use crate::summary::{VariantSummary, summarize};
-use crate::verdict::Exit;
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     for (flag, path) in [
@@ -49,11 +48,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     // From here on SIGINT/SIGTERM stops the matrix and keeps what finished.
     let _graceful = reaper::Graceful::new();
     let b = &a.boot;
-    let resolved = Chooser::new(kernel.clone(), qemu.clone()).resolve(
-        b.accel.unwrap_or(AccelChoice::Auto),
-        b.machine,
-        b.cpus,
-    );
+    let resolved = resolve_accel(b, &kernel, &qemu);
     let threads = jobs * b.cpus as usize;
     if threads > host.max(b.cpus as usize) {
         eprintln!(
@@ -87,16 +82,8 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         seed::show(last_seed),
         seed::show(a.seed_base)
     );
-    let spec_of = |c: &Cell| StressSpec {
-        variant: c.variant,
-        seed: c.seed,
-        cpus: b.cpus,
-        duration: b.seconds,
-        machine: b.machine,
-        accel: resolved.accel,
-        accel_flag: b.accel,
-        kernel_flag: ctx.kernel.clone(),
-    };
+    let spec_of =
+        |c: &Cell| StressSpec::from_args(b, c.variant, c.seed, resolved.accel, ctx.kernel.clone());
     let tty = std::io::stderr().is_terminal();
     let bar = if tty {
         ProgressBar::with_draw_target(Some(cells.len() as u64), ProgressDrawTarget::stderr())
@@ -114,10 +101,11 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     // What finished so far, checkpointed to --json after every boot: a
     // matrix that dies (even by SIGKILL) keeps what it measured.
     let mut so_far: Vec<Option<BootResult>> = vec![None; total];
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report =
         |boots: Vec<BootResult>, wall: Duration, signal: Option<i32>, done: bool| CompareReport {
             schema: SCHEMA,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            command: command.clone(),
             machine: b.machine,
             accel: resolved.accel,
             accel_why: resolved.why.clone(),
@@ -146,7 +134,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             let out = boot::boot(&spec.boot_spec(kernel.clone(), qemu.clone()), &mut |_| {});
             // A boot whose QEMU the interrupt killed (or never started) is
             // no result; one that ended by itself is kept.
-            if reaper::interrupted().is_some() && !matches!(out.exit, Exit::Status(_)) {
+            if out.killed_by_interrupt() {
                 return None;
             }
             Some(BootResult::from_outcome(&spec, &out, t.elapsed()))
@@ -185,9 +173,15 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         .filter(|(_, r)| r.is_none())
         .map(|((_, c), _)| *c)
         .collect();
-    let results: Vec<BootResult> = results.into_iter().flatten().collect();
     let signal = reaper::interrupted();
-    let summaries: Vec<VariantSummary> = variants.iter().map(|v| summarize(*v, &results)).collect();
+    let all_ran = signal.is_none() && not_run.is_empty();
+    let rep = report(
+        results.into_iter().flatten().collect(),
+        wall,
+        signal,
+        all_ran,
+    );
+    let (summaries, results) = (&rep.variants, &rep.boots);
 
     if let Some(sig) = signal {
         println!(
@@ -211,37 +205,30 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         jobs,
         wall.as_secs_f64()
     );
-    println!("{}", table(&summaries));
-    print!("{}", notes(&summaries, &results));
+    println!("{}", table(summaries));
+    print!("{}", notes(summaries, results));
 
-    if let Some(e) = checkpoint_error {
-        eprintln!(
-            "warning: a checkpoint of {} failed: {e:#}",
-            a.json
-                .as_deref()
-                .unwrap_or(std::path::Path::new(""))
-                .display()
-        );
-    }
     if let Some(p) = &a.json {
-        let all_ran = signal.is_none() && not_run.is_empty();
-        json::write_atomic(p, &report(results.clone(), wall, signal, all_ran))?;
+        if let Some(e) = checkpoint_error {
+            eprintln!("warning: a checkpoint of {} failed: {e:#}", p.display());
+        }
+        json::write_atomic(p, &rep)?;
         eprintln!("JSON written to {}", p.display());
     }
     if let Some(p) = &a.plot {
-        crate::plot::write(p, variants, &results, b.seconds.as_secs_f64() * 1e3)?;
+        crate::plot::write(p, variants, results, b.seconds.as_secs_f64() * 1e3)?;
         eprintln!("plot written to {}", p.display());
     }
     if let Some(p) = &a.junit {
-        let mut cases = junit_cases(&results);
+        let mut cases = junit_cases(results);
         if let Some(sig) = signal {
             cases.push(interrupted_case(sig, results.len(), total, &not_run));
         }
         report::write_junit(p, &cases)?;
         eprintln!("JUnit XML written to {}", p.display());
     }
-    if let Some(sig) = signal {
-        return Ok((128 + sig) as u8);
+    if let Some(code) = reaper::interrupt_exit_code() {
+        return Ok(code);
     }
     Ok(if results.iter().any(|r| r.outcome == Outcome::Infra) {
         EXIT_INFRA

@@ -21,17 +21,9 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         .resolve(b.accel, b.machine, b.cpus)
         .accel;
     let spec = BootSpec {
-        machine: b.machine,
-        cpus: b.cpus,
         mem_mib: b.mem,
-        accel,
-        append,
         disk_bytes: (a.disk > 0).then_some(a.disk << 20),
-        disk_file: None,
-        qemu_extra: Vec::new(),
-        timeout: b.timeout,
-        kernel,
-        qemu,
+        ..BootSpec::new(b.machine, b.cpus, accel, append, b.timeout, kernel, qemu)
     };
     eprintln!(
         "booting {} with `{}` (timeout {:?})",

@@ -14,7 +14,6 @@ use stress::Stats;
 use stress::proto::Record;
 
 use super::Ctx;
-use crate::accel::{AccelChoice, Chooser};
 use crate::boot::{self, BootOutcome};
 use crate::cli::StressArgs;
 use crate::error::Result;
@@ -24,8 +23,7 @@ use crate::live::Live;
 use crate::reaper;
 use crate::render;
 use crate::seed;
-use crate::stressrun::{BootResult, HangBy, Outcome, StressSpec};
-use crate::verdict::Exit;
+use crate::stressrun::{BootResult, HangBy, Outcome, StressSpec, resolve_accel};
 
 pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     if let Some(p) = &a.json {
@@ -34,28 +32,14 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     let seed = a.seed.unwrap_or_else(seed::random);
     let kernel = ctx.kernel()?;
     let qemu = ctx.qemu()?;
-    let b = &a.boot;
-    let accel = Chooser::new(kernel.clone(), qemu.clone())
-        .resolve(b.accel.unwrap_or(AccelChoice::Auto), b.machine, b.cpus)
-        .accel;
-    let spec = StressSpec {
-        variant: a.variant,
-        seed,
-        cpus: b.cpus,
-        duration: b.seconds,
-        machine: b.machine,
-        accel,
-        accel_flag: b.accel,
-        kernel_flag: ctx.kernel.clone(),
-    };
+    let accel = resolve_accel(&a.boot, &kernel, &qemu).accel;
+    let spec = StressSpec::from_args(&a.boot, a.variant, seed, accel, ctx.kernel.clone());
     eprintln!(
-        "stress: variant {} seed {}{} on {}/{}cpu/{} for {} s (timeout {} s)",
+        "stress: variant {} seed {}{} on {} for {} s (timeout {} s)",
         spec.variant,
         seed::show(seed),
         if a.seed.is_none() { " (random)" } else { "" },
-        spec.machine,
-        spec.cpus,
-        spec.accel,
+        spec.label(),
         crate::stressrun::secs_arg(spec.duration),
         spec.timeout().as_secs()
     );
@@ -66,7 +50,7 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     let out = boot::boot(&bspec, &mut |l| live.line(l));
     live.finish();
     if let Some(sig) = reaper::interrupted()
-        && !matches!(out.exit, Exit::Status(_))
+        && out.killed_by_interrupt()
     {
         return interrupted(&spec, &out, sig, t.elapsed(), a.json.as_deref());
     }
@@ -152,12 +136,10 @@ pub fn counters(s: &Stats) -> String {
 pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style) -> String {
     let mut s = String::new();
     let label = format!(
-        "{} seed {} on {}/{}cpu/{}",
+        "{} seed {} on {}",
         spec.variant,
         seed::show(spec.seed),
-        spec.machine,
-        spec.cpus,
-        spec.accel
+        spec.label()
     );
     let run = r
         .run_ms
@@ -293,7 +275,7 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qemu::{Accel, Machine};
+    use crate::accel::AccelChoice;
     use crate::testkit::*;
     use crate::verdict::Exit;
     use std::time::Duration;
@@ -301,14 +283,8 @@ mod tests {
 
     fn spec() -> StressSpec {
         StressSpec {
-            variant: Variant::Baseline,
-            seed: 0x2a,
-            cpus: 4,
-            duration: Duration::from_secs(5),
-            machine: Machine::Microvm,
-            accel: Accel::Tcg,
             accel_flag: Some(AccelChoice::Tcg),
-            kernel_flag: None,
+            ..stress_spec()
         }
     }
 

@@ -90,17 +90,13 @@ pub fn probe_body() -> String {
 }
 
 pub fn spec(qemu: &Path, timeout: Duration) -> runner::boot::BootSpec {
-    runner::boot::BootSpec {
-        machine: runner::qemu::Machine::Microvm,
-        cpus: 1,
-        mem_mib: 256,
-        accel: runner::qemu::Accel::Tcg,
-        append: "mode=probe".into(),
-        disk_bytes: Some(64 << 20),
-        disk_file: None,
-        qemu_extra: Vec::new(),
+    runner::boot::BootSpec::new(
+        runner::qemu::Machine::Microvm,
+        1,
+        runner::qemu::Accel::Tcg,
+        "mode=probe".into(),
         timeout,
-        kernel: PathBuf::from("/nonexistent-kernel"),
-        qemu: qemu.to_path_buf(),
-    }
+        PathBuf::from("/nonexistent-kernel"),
+        qemu.to_path_buf(),
+    )
 }
