@@ -41,7 +41,6 @@ pub struct Script {
 struct ScriptState {
     holds: BTreeSet<(usize, Site)>,
     parked: BTreeSet<(usize, Site)>,
-    reached: Vec<(usize, Site)>,
 }
 
 impl Script {
@@ -76,28 +75,8 @@ impl Script {
         !r.timed_out()
     }
 
-    /// Waits until `cpu` has passed `site` at least `n` times in all.
-    pub fn wait_reached(&self, cpu: usize, site: Site, n: usize, timeout: Duration) -> bool {
-        let g = self.state.lock().unwrap();
-        let (_g, r) = self
-            .cv
-            .wait_timeout_while(g, timeout, |s| {
-                s.reached.iter().filter(|&&x| x == (cpu, site)).count() < n
-            })
-            .unwrap();
-        !r.timed_out()
-    }
-
-    /// How many times `cpu` passed `site`.
-    pub fn count(&self, cpu: usize, site: Site) -> usize {
-        let s = self.state.lock().unwrap();
-        s.reached.iter().filter(|&&x| x == (cpu, site)).count()
-    }
-
     fn gate(&self, cpu: usize, site: Site) {
         let mut s = self.state.lock().unwrap();
-        s.reached.push((cpu, site));
-        self.cv.notify_all();
         while s.holds.contains(&(cpu, site)) {
             s.parked.insert((cpu, site));
             self.cv.notify_all();

@@ -82,14 +82,6 @@ impl Images {
         &self.slots[id as usize]
     }
 
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Claims a free slot with a fresh lineage.
     pub(crate) fn alloc(&self) -> Option<u32> {
         for s in &self.slots {
@@ -136,13 +128,18 @@ fn word(d: &PageData, i: usize) -> u64 {
 
 /// Fills a page with the contents a store of `stamp` at `vpn` writes.
 pub fn fill_page(d: &mut PageData, vpn: u64, s: Stamp) {
-    let seed = mix(vpn ^ ((s.lineage as u64) << 32 | s.version as u64).rotate_left(17));
+    let seed = stamp_seed(vpn, s);
     d[0..8].copy_from_slice(&vpn.to_le_bytes());
     d[8..12].copy_from_slice(&s.lineage.to_le_bytes());
     d[12..16].copy_from_slice(&s.version.to_le_bytes());
     for (i, w) in d.chunks_exact_mut(8).enumerate().skip(2) {
         w.copy_from_slice(&pattern(seed, i).to_le_bytes());
     }
+}
+
+/// The seed of the pattern of stamp `s` at `vpn`.
+fn stamp_seed(vpn: u64, s: Stamp) -> u64 {
+    mix(vpn ^ ((s.lineage as u64) << 32 | s.version as u64).rotate_left(17))
 }
 
 /// Word `i` of the pattern a stamp fills a page with (cheap: one multiply).
@@ -171,7 +168,7 @@ pub fn read_stamp(d: &PageData, vpn: u64) -> Result<Option<Stamp>, alloc::string
         ));
     }
     let s = Stamp { lineage, version };
-    let seed = mix(vpn ^ ((lineage as u64) << 32 | version as u64).rotate_left(17));
+    let seed = stamp_seed(vpn, s);
     for &i in &SAMPLES {
         if word(d, i) != pattern(seed, i) {
             return Err(format!(
@@ -190,10 +187,6 @@ fn show(s: Option<Stamp>) -> alloc::string::String {
 }
 
 impl<P: Platform> Vm<P> {
-    pub fn image(&self, id: u32) -> &Image {
-        self.images.get(id)
-    }
-
     pub(crate) fn lock_pmap<'a>(&self, td: &Td, img: &'a Image) -> Res<MutexGuard<'a, Pmap>> {
         img.pmap.lock(self, td, Wait::Pmap(img.id))
     }
@@ -304,17 +297,22 @@ impl<P: Platform> Vm<P> {
         let mut pm = self.lock_pmap(td, img)?;
         if let Some(old) = pm.ptes.insert(vpn, Pte { frame: f, writable }) {
             if old.frame != f {
-                self.pages
-                    .frame(old.frame)
-                    .pv
-                    .lock()
-                    .retain(|&e| e != (img_id, vpn));
+                self.pv_remove(old.frame, img_id, vpn);
             } else {
                 return Ok(());
             }
         }
         self.pages.frame(f).pv.lock().push((img_id, vpn));
         Ok(())
+    }
+
+    /// Drops `(img_id, vpn)` from the reverse mappings of frame `f`.
+    fn pv_remove(&self, f: FrameId, img_id: u32, vpn: u64) {
+        self.pages
+            .frame(f)
+            .pv
+            .lock()
+            .retain(|&e| e != (img_id, vpn));
     }
 
     /// `pmap_remove_all`: removes every mapping of a frame.
@@ -328,11 +326,7 @@ impl<P: Platform> Vm<P> {
             if pm.ptes.get(&vpn).is_some_and(|p| p.frame == f) {
                 pm.ptes.remove(&vpn);
             }
-            self.pages
-                .frame(f)
-                .pv
-                .lock()
-                .retain(|&e| e != (img_id, vpn));
+            self.pv_remove(f, img_id, vpn);
         }
     }
 
@@ -341,11 +335,7 @@ impl<P: Platform> Vm<P> {
         let vpns: Vec<u64> = pm.ptes.range(start..end).map(|(v, _)| *v).collect();
         for vpn in vpns {
             if let Some(p) = pm.ptes.remove(&vpn) {
-                self.pages
-                    .frame(p.frame)
-                    .pv
-                    .lock()
-                    .retain(|&e| e != (img_id, vpn));
+                self.pv_remove(p.frame, img_id, vpn);
             }
         }
     }

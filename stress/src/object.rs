@@ -146,16 +146,7 @@ impl<P: Platform> Vm<P> {
     /// `VM_OBJECT_WLOCK`.
     pub fn lock_obj(&self, td: &Td, obj: &VmObject) -> Res<ObjGuard> {
         self.p.preempt();
-        if let Some(g) = obj.lock.try_lock_arc() {
-            return Ok(g);
-        }
-        let _w = self.waiting(td, Wait::ObjectLock(obj.id));
-        loop {
-            self.pause(td)?;
-            if let Some(g) = obj.lock.try_lock_arc() {
-                return Ok(g);
-            }
-        }
+        self.wait_for(td, Wait::ObjectLock(obj.id), || obj.lock.try_lock_arc())
     }
 
     /// Inserts a page at `pindex`; the caller holds the object lock.
@@ -259,6 +250,19 @@ impl<P: Platform> Vm<P> {
     ) -> Res<()> {
         let generation = self.pages.generation(frame);
         drop(g);
+        self.busy_wait(td, obj_id, pindex, frame, generation)
+    }
+
+    /// The sleep of [`Self::page_busy_sleep`], with no lock held: until the
+    /// page is unbusied or the frame has been freed since `generation`.
+    pub(crate) fn busy_wait(
+        &self,
+        td: &Td,
+        obj_id: u32,
+        pindex: u64,
+        frame: FrameId,
+        generation: u32,
+    ) -> Res<()> {
         self.wait_until(
             td,
             Wait::Busy {
@@ -409,10 +413,7 @@ impl<P: Platform> Vm<P> {
             // Nothing may map a page of an object nobody references.
             self.page_free(td, obj.id, &mut g, pindex)?;
         }
-        let blocks: Vec<u64> = core::mem::take(&mut g.swblk).into_values().collect();
-        for b in blocks {
-            self.swap.free(b);
-        }
+        self.swp_meta_free_all(&mut g);
         g.kind = ObjKind::Dead;
         self.live_objects.fetch_sub(1, Ordering::Relaxed);
         Ok(())

@@ -27,8 +27,8 @@ pub struct Census {
     pub free_frames: usize,
     pub resident: usize,
     pub objects: usize,
+    /// Swap blocks allocated (as many as the objects reference).
     pub swap_used: u64,
-    pub swap_referenced: u64,
 }
 
 impl<P: Platform> Vm<P> {
@@ -157,7 +157,6 @@ impl<P: Platform> Vm<P> {
             resident,
             objects: objects.len(),
             swap_used: used,
-            swap_referenced: blocks.len() as u64,
         })
     }
 }

@@ -46,11 +46,6 @@ impl PbufPool {
         }
     }
 
-    /// Buffers free now.
-    pub fn available(&self) -> usize {
-        self.free.lock().len()
-    }
-
     /// A buffer for ticket `t`, if it is `t`'s turn and one is free.
     fn try_get(&self, t: u64) -> Option<Pbuf> {
         if self.serving.load(Ordering::Acquire) != t {
@@ -78,14 +73,9 @@ impl<P: Platform> Vm<P> {
         }
         self.count(td, Counter::pbuf_sleeps);
         self.trace(td, Ev::PbufSleep, 0, 0, 0);
-        let _w = self.waiting(td, Wait::Pbuf);
-        loop {
-            self.pause(td)?;
-            if let Some(b) = self.pbufs.try_get(t) {
-                self.trace(td, Ev::PbufGot, 0, 0, 0);
-                return Ok(b);
-            }
-        }
+        let b = self.keep_trying(td, Wait::Pbuf, || self.pbufs.try_get(t))?;
+        self.trace(td, Ev::PbufGot, 0, 0, 0);
+        Ok(b)
     }
 
     /// Takes every free pbuf, so that the next `getpbuf` sleeps. For scripted

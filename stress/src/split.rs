@@ -17,7 +17,7 @@ use crate::platform::{Platform, Site};
 use crate::stats::Counter;
 use crate::trace::Ev;
 use crate::variant::Variant;
-use crate::vm::{Res, Td, Vm, Wait};
+use crate::vm::{Res, Td, Vm};
 
 impl<P: Platform> Vm<P> {
     /// Splits `entry`'s object if it is anonymous and has more than one
@@ -99,17 +99,7 @@ impl<P: Platform> Vm<P> {
                     drop(ng);
                     drop(og);
                     self.site(td, Site::SplitBusySleep)?;
-                    self.wait_until(
-                        td,
-                        Wait::Busy {
-                            obj: orig.id,
-                            pindex: pindex as u32,
-                        },
-                        || {
-                            !self.pages.busied(pg.frame)
-                                || self.pages.generation(pg.frame) != generation
-                        },
-                    )?;
+                    self.busy_wait(td, orig.id, pindex, pg.frame, generation)?;
                     self.site(td, Site::SplitRestart)?;
                     ng = self.lock_obj(td, &new)?;
                     og = self.lock_obj(td, &orig)?;
@@ -182,14 +172,13 @@ impl<P: Platform> Vm<P> {
             break;
         }
 
-        let mut moved = 0;
         if og.kind == ObjKind::Swap {
             self.swap_pager_copy(&mut og, &mut ng, offidxstart, false);
             for pg in ng.pages.values() {
                 self.pages.xunbusy(pg.frame);
             }
         }
-        moved += ng.pages.len() as u64;
+        let moved = ng.pages.len() as u64;
 
         // Oracle: resident pages left in the split range are unreachable
         // now (no entry maps this range of the original any more): leaked

@@ -33,10 +33,6 @@ macro_rules! counters {
             pub fn get(&self, c: Counter) -> u64 {
                 match c { $( Counter::$name => self.$name ),* }
             }
-            /// Adds every counter of `other` into `self`.
-            pub fn add(&mut self, other: &Stats) {
-                $( self.$name += other.$name; )*
-            }
             fn slot(&mut self, c: Counter) -> &mut u64 {
                 match c { $( Counter::$name => &mut self.$name ),* }
             }

@@ -35,11 +35,6 @@ impl SwapSpace {
         self.map.lock().used
     }
 
-    /// Blocks on the device.
-    pub fn capacity(&self) -> u64 {
-        self.map.lock().nblocks
-    }
-
     /// Allocates `n` contiguous blocks (next fit); `None` when no run fits.
     pub fn alloc_run(&self, n: u64) -> Option<u64> {
         let mut m = self.map.lock();

@@ -68,6 +68,13 @@ impl ObjInner {
 }
 
 impl<P: Platform> Vm<P> {
+    /// `swp_pager_meta_free_all`: frees every swap block of the object.
+    pub(crate) fn swp_meta_free_all(&self, o: &mut ObjInner) {
+        for b in core::mem::take(&mut o.swblk).into_values() {
+            self.swap.free(b);
+        }
+    }
+
     /// `swp_pager_meta_build`: records `pindex -> blk`, converting a default
     /// object to a swap object, and frees the block it replaces.
     pub(crate) fn swp_meta_build(&self, g: &mut ObjGuard, pindex: u64, blk: u64) {
@@ -120,10 +127,7 @@ impl<P: Platform> Vm<P> {
             }
         }
         if destroy {
-            let rest: Vec<u64> = core::mem::take(&mut src.swblk).into_values().collect();
-            for b in rest {
-                self.swap.free(b);
-            }
+            self.swp_meta_free_all(src);
             if src.kind == ObjKind::Swap {
                 src.kind = ObjKind::Default;
             }
@@ -264,13 +268,14 @@ impl<P: Platform> Vm<P> {
         let blk = g.swblk.get(&first).copied();
         drop(g);
 
-        if variant == Variant::SwapPrealloc {
-            self.site(td, Site::GetpagesPbuf)?;
-            pbuf = Some(self.getpbuf(td)?);
-        }
+        // swap-prealloc (above) left the pbuf for now, with every page of
+        // the run allocated and busy.
         let mut pbuf = match pbuf {
             Some(b) => b,
-            None => self.getpbuf(td)?,
+            None => {
+                self.site(td, Site::GetpagesPbuf)?;
+                self.getpbuf(td)?
+            }
         };
 
         self.site(td, Site::GetpagesIo)?;

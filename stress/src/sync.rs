@@ -29,16 +29,7 @@ impl<T> Lock<T> {
     /// Takes the lock, waiting as `w` while another CPU holds it.
     pub fn lock<P: Platform>(&self, vm: &Vm<P>, td: &Td, w: Wait) -> Res<MutexGuard<'_, T>> {
         vm.p.preempt();
-        if let Some(g) = self.inner.try_lock() {
-            return Ok(g);
-        }
-        let _w = vm.waiting(td, w);
-        loop {
-            vm.pause(td)?;
-            if let Some(g) = self.inner.try_lock() {
-                return Ok(g);
-            }
-        }
+        vm.wait_for(td, w, || self.inner.try_lock())
     }
 
     /// Takes the lock only if it is free (FreeBSD's `TRYLOCK`).
@@ -69,16 +60,7 @@ impl<T> SxLock<T> {
     /// Shared lock; new readers wait while a writer is waiting.
     pub fn read<P: Platform>(&self, vm: &Vm<P>, td: &Td, w: Wait) -> Res<RwLockReadGuard<'_, T>> {
         vm.p.preempt();
-        if let Some(g) = self.try_read() {
-            return Ok(g);
-        }
-        let _w = vm.waiting(td, w);
-        loop {
-            vm.pause(td)?;
-            if let Some(g) = self.try_read() {
-                return Ok(g);
-            }
-        }
+        vm.wait_for(td, w, || self.try_read())
     }
 
     /// Shared lock only if no writer holds or waits for it (`vm_map_trylock_read`).
@@ -107,11 +89,6 @@ impl<T> SxLock<T> {
         };
         self.writers_waiting.fetch_sub(1, Ordering::AcqRel);
         r
-    }
-
-    /// Exclusive lock outside any run (setup, teardown): spins.
-    pub fn write_now(&self) -> RwLockWriteGuard<'_, T> {
-        self.inner.write()
     }
 
     /// Shared lock outside any run: spins.

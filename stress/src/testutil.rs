@@ -1,7 +1,5 @@
 //! Helpers for the unit tests next to the code: a small host machine.
 
-use alloc::vec;
-
 use crate::fork::Region;
 use crate::host::HostPlatform;
 use crate::variant::Variant;
@@ -14,13 +12,8 @@ pub fn vm(variant: Variant, frames: usize) -> TestVm {
     Vm::new(
         HostPlatform::new(512),
         VmConfig {
-            variant,
-            seed: 1,
-            ncpus: 1,
             frames,
-            pbufs: 1,
-            image_slots: 4,
-            delays: vec![],
+            ..VmConfig::small(variant, 1, 1)
         },
     )
 }

@@ -343,14 +343,36 @@ impl<P: Platform> Vm<P> {
 
     /// Waits as `w` until `cond` holds.
     pub fn wait_until(&self, td: &Td, w: Wait, mut cond: impl FnMut() -> bool) -> Res<()> {
-        if cond() {
-            return Ok(());
+        self.wait_for(td, w, || cond().then_some(()))
+    }
+
+    /// Waits as `w` until `attempt` succeeds (a lock, a buffer): tries
+    /// once, then [`Self::keep_trying`].
+    pub(crate) fn wait_for<T>(
+        &self,
+        td: &Td,
+        w: Wait,
+        mut attempt: impl FnMut() -> Option<T>,
+    ) -> Res<T> {
+        match attempt() {
+            Some(v) => Ok(v),
+            None => self.keep_trying(td, w, attempt),
         }
+    }
+
+    /// After a failed first attempt: publishes that this CPU waits as `w`
+    /// and pauses between attempts until one succeeds (or the run stops).
+    pub(crate) fn keep_trying<T>(
+        &self,
+        td: &Td,
+        w: Wait,
+        mut attempt: impl FnMut() -> Option<T>,
+    ) -> Res<T> {
         let _g = self.waiting(td, w);
         loop {
             self.pause(td)?;
-            if cond() {
-                return Ok(());
+            if let Some(v) = attempt() {
+                return Ok(v);
             }
         }
     }

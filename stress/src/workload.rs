@@ -239,7 +239,7 @@ impl<P: Platform> Vm<P> {
 
     fn trim(&self, td: &mut Td, target: usize) -> Res<()> {
         let mut rounds = 0;
-        while self.pages.len() - self.pages.free_count() > target && rounds < 64 {
+        while self.resident() > target && rounds < 64 {
             self.pageout_pass(td, 64)?;
             rounds += 1;
         }
@@ -313,7 +313,7 @@ impl<P: Platform> Vm<P> {
 
     /// One page-daemon iteration: reclaim down to the resident cap.
     pub fn pageout_op(&self, td: &mut Td, w: &Workload) -> Res<()> {
-        let used = self.pages.len() - self.pages.free_count();
+        let used = self.resident();
         if used > w.resident_cap {
             self.pageout_pass(td, used - w.resident_cap)?;
         } else {

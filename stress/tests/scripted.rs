@@ -129,14 +129,14 @@ fn fork_race(variant: Variant) -> Outcome {
         || {
             // Step 1: A sleeps in getpbuf.
             assert!(
-                eventually(T, || wait_of(&vm, 1) == Wait::Pbuf),
+                eventually(T, || vm.wait_of(1) == Wait::Pbuf),
                 "A never slept for a pbuf"
             );
             // Step 2: B forks and sleeps on busy p (or, split-pipwait, on pip).
             go_b.store(true, Ordering::SeqCst);
             assert!(
                 eventually(T, || matches!(
-                    wait_of(&vm, 2),
+                    vm.wait_of(2),
                     Wait::Busy { pindex: 10, .. } | Wait::Pip(_)
                 )),
                 "B never blocked on p: {:?}",
@@ -286,7 +286,7 @@ fn remap_race(variant: Variant, keep: bool) -> Outcome {
             ),
         ],
         || {
-            assert!(eventually(T, || wait_of(&vm, 1) == Wait::Pbuf));
+            assert!(eventually(T, || vm.wait_of(1) == Wait::Pbuf));
             go_b.store(true, Ordering::SeqCst);
             assert!(eventually(T, || b_done.load(Ordering::SeqCst)));
             vm.pbuf_return(pbufs);
@@ -381,12 +381,12 @@ fn kib_objection(variant: Variant) -> Outcome {
             // where A already owns the gap — sleeps on A's busy page.
             go_c.store(true, Ordering::SeqCst);
             assert!(eventually(T, || c_done.load(Ordering::SeqCst)
-                || matches!(wait_of(&vm, 3), Wait::Busy { .. })));
+                || matches!(vm.wait_of(3), Wait::Busy { .. })));
             // B forks: split moves what is resident below the first busy
             // page and sleeps on it.
             go_b.store(true, Ordering::SeqCst);
             assert!(
-                eventually(T, || matches!(wait_of(&vm, 2), Wait::Busy { .. })),
+                eventually(T, || matches!(vm.wait_of(2), Wait::Busy { .. })),
                 "{:?}",
                 vm.waits()
             );

@@ -9,7 +9,7 @@ pub use std::sync::atomic::AtomicBool as Flag;
 use stress::fork::Region;
 use stress::host::{HostPlatform, Script};
 use stress::oracle::Watchdog;
-use stress::vm::{Res, Td, Vm, VmConfig, Wait};
+use stress::vm::{Res, Td, Vm, VmConfig};
 use stress::{Platform, Variant};
 
 pub type HostVm = Vm<HostPlatform>;
@@ -30,13 +30,8 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn machine(variant: Variant, frames: usize) -> (HostVm, Arc<Script>) {
     let script = Script::new();
     let cfg = VmConfig {
-        variant,
-        seed: 0x15293,
-        ncpus: 4,
         frames,
-        pbufs: 1,
-        image_slots: 4,
-        delays: vec![],
+        ..VmConfig::small(variant, 0x15293, 4)
     };
     (
         Vm::new(HostPlatform::scripted(1024, script.clone()), cfg),
@@ -115,9 +110,4 @@ pub fn run_cpus<'a>(
     if let Some(p) = panicked {
         std::panic::resume_unwind(p);
     }
-}
-
-/// What CPU `cpu` waits on now.
-pub fn wait_of(vm: &HostVm, cpu: usize) -> Wait {
-    vm.waits()[cpu]
 }
