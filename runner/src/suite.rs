@@ -26,12 +26,7 @@ use crate::verdict::Verdict;
 use stress::{FailureKind, Variant};
 
 /// The kernel's boot tests, in its order (contract: `mode=tests`).
-pub const KERNEL_TESTS: [&str; 4] = [
-    "cpus_check_in",
-    "lock_counter",
-    "disk_roundtrip",
-    "timer_ticks",
-];
+pub use stress::ktap::BOOT_TESTS as KERNEL_TESTS;
 /// Timeout of a `mode=tests` boot: they take ~0.3 s under TCG but 25–70 s
 /// under this nested KVM (mostly disk_roundtrip), more on a loaded machine.
 pub const TESTS_TIMEOUT: Duration = Duration::from_secs(240);

@@ -12,6 +12,15 @@
 use alloc::format;
 use alloc::string::String;
 
+/// The kernel's boot tests (`mode=tests`), in the order they run and are
+/// numbered: the kernel runs them, the runner expects each by name.
+pub const BOOT_TESTS: [&str; 4] = [
+    "cpus_check_in",
+    "lock_counter",
+    "disk_roundtrip",
+    "timer_ticks",
+];
+
 /// One parsed KTAP line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KtapLine<'a> {

@@ -48,7 +48,7 @@ unsafe extern "C" {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
     // SAFETY: the first code on the BSP: nothing used `cpu::id` yet.
-    unsafe { cpu::bind_current(0, u32::MAX) };
+    unsafe { cpu::bind_current(0) };
     time::set_entry_tsc(entry_tsc);
     console::init();
     // Exceptions from here on are reported (the double fault only once the
@@ -143,8 +143,7 @@ extern "C" fn bsp_main() -> ! {
         panic::fatal(format_args!("boot: cannot enable the local APIC: {e}"));
     }
     let bsp_apic = apic::current_id();
-    // SAFETY: still the BSP, index 0, now with its APIC id.
-    unsafe { cpu::bind_current(0, bsp_apic) };
+    cpu::set_apic_id(0, bsp_apic);
 
     let transport = match &found.args {
         Ok(args) => disk::discover(&args.virtio_mmio, &found.dsdt_virtio_mmio),

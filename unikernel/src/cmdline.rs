@@ -10,12 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Boot tests, in the order they run and are numbered.
-pub const TESTS: [&str; 4] = [
-    "cpus_check_in",
-    "lock_counter",
-    "disk_roundtrip",
-    "timer_ticks",
-];
+pub use stress::ktap::BOOT_TESTS as TESTS;
 
 /// Deliberate failures of `mode=crash kind=…`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -60,14 +60,18 @@ pub fn apic_id(index: usize) -> u32 {
     APIC_IDS[index].load(Ordering::Relaxed)
 }
 
-/// Makes this CPU's [`id`] return `index` and records its APIC id.
+/// Makes this CPU's [`id`] return `index`.
 ///
 /// # Safety
 /// Must be called once per CPU, first thing on that CPU, with an index no
 /// other CPU uses.
-pub unsafe fn bind_current(index: usize, apic_id: u32) {
+pub unsafe fn bind_current(index: usize) {
     assert!(index < MAX_CPUS);
     GsBase::write(VirtAddr::from_ptr(&HEADERS[index]));
+}
+
+/// Records the local APIC id of CPU `index` (once its APIC is up).
+pub fn set_apic_id(index: usize, apic_id: u32) {
     APIC_IDS[index].store(apic_id, Ordering::Relaxed);
 }
 
@@ -102,7 +106,7 @@ impl<T> CpuLocal<T> {
     ///
     /// Panics if `f` re-enters `with` on the same `CpuLocal`.
     pub fn with<R>(&self, f: impl FnOnce(&mut Option<T>) -> R) -> R {
-        crate::sync::without_interrupts(|| {
+        x86_64::instructions::interrupts::without_interrupts(|| {
             let me = id();
             assert!(
                 !self.busy[me].swap(true, Ordering::Acquire),

@@ -24,8 +24,8 @@ use crate::cmdline::VirtioMmio;
 use crate::virtio::blk::{BlkDevice, BlkError};
 use crate::virtio::{hal::KernelHal, pci};
 
-/// Size of a disk page (one swap block).
-pub const PAGE_SIZE: usize = 4096;
+/// Size of a disk page: one swap block, one page of the model.
+pub use stress::platform::PAGE_SIZE;
 const SECTOR_SIZE: usize = 512;
 const SECTORS_PER_PAGE: u64 = (PAGE_SIZE / SECTOR_SIZE) as u64;
 /// Pages per virtio request (longer transfers are split).

@@ -4,9 +4,9 @@
 
 use alloc::vec;
 
-use stress::proto::{ExitCode, Record, Verdict};
+use stress::proto::{Record, Verdict};
 
-use crate::{console, disk, panic, qemu, time};
+use crate::{console, disk, panic, time};
 
 /// Pages per request (128 KiB).
 const CHUNK: usize = 32;
@@ -62,10 +62,5 @@ pub fn run(mib: u64) -> ! {
     };
     measure("virtio_read_bytes", pages * disk::PAGE_SIZE as u64, "bytes");
     measure("virtio_read_ns", ns, "ns");
-    console::record(Record::Done {
-        verdict: Verdict::Pass,
-        ms: time::now_ns() / 1_000_000,
-        stats: None,
-    });
-    qemu::exit(ExitCode::Pass)
+    crate::modes::done(Verdict::Pass)
 }

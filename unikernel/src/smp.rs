@@ -16,7 +16,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use x86_64::instructions::{hlt, interrupts};
 use x86_64::registers::control::Cr3;
@@ -30,8 +30,12 @@ use crate::{apic, diag, time};
 const CLOSED: u64 = 1 << 63;
 /// APs checked in (low bits) and whether check-in is closed.
 static CHECK_IN: AtomicU64 = AtomicU64::new(0);
-/// APIC id of the AP holding each ticket (u32::MAX until it arrives).
-static ARRIVED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
+
+/// Whether the AP with APIC id `id` has arrived (taken a ticket and
+/// recorded its id).
+fn arrived(id: u32) -> bool {
+    (1..MAX_CPUS).any(|i| cpu::apic_id(i) == id)
+}
 
 /// Starts every AP in `ap_ids` (APIC ids; at most `MAX_CPUS - 1`). Their
 /// guarded stacks (CPU indices 1..=n) must have been allocated.
@@ -81,7 +85,7 @@ pub fn wait_for_aps(ap_ids: &[u32], timeout_ns: u64) -> usize {
             // A second SIPI for APs that did not take a ticket yet.
             resent = true;
             for &id in &ap_ids[..n] {
-                if !ARRIVED.iter().any(|a| a.load(Ordering::Relaxed) == id) {
+                if !arrived(id) {
                     apic::send_sipi(id, trampoline::SIPI_VECTOR);
                 }
             }
@@ -96,7 +100,7 @@ pub fn wait_for_aps(ap_ids: &[u32], timeout_ns: u64) -> usize {
         let missing: Vec<u32> = ap_ids[..n]
             .iter()
             .copied()
-            .filter(|id| !ARRIVED.iter().any(|a| a.load(Ordering::Relaxed) == *id))
+            .filter(|&id| !arrived(id))
             .collect();
         diag!(
             "cpu bring-up: {} of {} APs checked in within {} ms; never started: APIC ids {:?}",
@@ -119,17 +123,14 @@ pub fn wake_others() {
 extern "C" fn ap_entry(ticket: u32) -> ! {
     let index = ticket as usize + 1;
     // SAFETY: first thing on this AP; the ticket is unique, so is the index.
-    unsafe { cpu::bind_current(index, u32::MAX) };
+    unsafe { cpu::bind_current(index) };
     mtrr::enable_write_back();
     gdt::init_current(stack::ist_top(index));
     idt::load();
     if let Err(e) = apic::init_current() {
         panic!("cpu {index}: cannot enable the local APIC: {e}");
     }
-    let apic_id = apic::current_id();
-    // SAFETY: still this CPU's own slot, set once more with the real id.
-    unsafe { cpu::bind_current(index, apic_id) };
-    ARRIVED[ticket as usize].store(apic_id, Ordering::Relaxed);
+    cpu::set_apic_id(index, apic::current_id());
     // Sleep until the BSP has calibrated the clocks (it then sends a wake
     // IPI): spinning would steal host CPU time from the calibration.
     loop {

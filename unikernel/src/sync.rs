@@ -100,8 +100,3 @@ impl IrqRawMutex {
 pub type IrqMutex<T> = lock_api::Mutex<IrqRawMutex, T>;
 /// Guard of an [`IrqMutex`].
 pub type IrqMutexGuard<'a, T> = lock_api::MutexGuard<'a, IrqRawMutex, T>;
-
-/// Runs `f` with local interrupts disabled, restoring the previous state.
-pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    interrupts::without_interrupts(f)
-}

@@ -15,7 +15,7 @@
 //! holds under QEMU TCG (it reads the host TSC) and KVM (one TSC offset per VM).
 
 use core::arch::x86_64::{__cpuid, _rdtsc};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::instructions::port::Port;
 
@@ -36,12 +36,14 @@ const WINDOWS: usize = 3;
 static TSC0: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick, 32.32 fixed point (1 GHz until calibrated).
 static NS_PER_TSC: AtomicU64 = AtomicU64::new(1 << 32);
-static TSC_HZ: AtomicU64 = AtomicU64::new(1_000_000_000);
-/// APIC timer input clock (bus clock / TIMER_DIVISOR).
-static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(1_000_000_000 / apic::TIMER_DIVISOR);
-static CALIBRATED: AtomicBool = AtomicBool::new(false);
-/// Whether calibration used the PIT.
-static PIT_USED: AtomicBool = AtomicBool::new(false);
+/// What [`calibrate`] measured, published once (APs wait for it).
+static CAL: spin::Once<Calibration> = spin::Once::new();
+/// What [`calibration`] says before [`calibrate`] ran.
+const UNCALIBRATED: Calibration = Calibration {
+    tsc_hz: 1_000_000_000,
+    apic_timer_hz: 1_000_000_000 / apic::TIMER_DIVISOR,
+    source: "cpuid",
+};
 /// Timer interrupts seen by each CPU.
 static TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Called on every tick on every CPU.
@@ -67,7 +69,6 @@ pub fn now_ns() -> u64 {
 }
 
 /// Busy-waits about `ns` nanoseconds (interrupts stay as they are).
-#[allow(dead_code, reason = "API for the stress model's delay injection")]
 pub fn delay_ns(ns: u64) {
     let end = now_ns().saturating_add(ns);
     while now_ns() < end {
@@ -88,33 +89,21 @@ pub struct Calibration {
 /// Calibrates the TSC and the APIC timer (BSP, local APIC enabled).
 pub fn calibrate() -> Calibration {
     let cal = measure_with_pit().unwrap_or_else(from_cpuid);
-    TSC_HZ.store(cal.tsc_hz, Ordering::Relaxed);
     NS_PER_TSC.store(
         (1_000_000_000u128 << 32).div_ceil(cal.tsc_hz as u128) as u64,
         Ordering::Relaxed,
     );
-    APIC_TIMER_HZ.store(cal.apic_timer_hz, Ordering::Relaxed);
-    PIT_USED.store(cal.source == "pit", Ordering::Relaxed);
-    CALIBRATED.store(true, Ordering::Release);
-    cal
+    *CAL.call_once(|| cal)
 }
 
 /// True once [`calibrate`] has run (APs wait for it before starting timers).
 pub fn calibrated() -> bool {
-    CALIBRATED.load(Ordering::Acquire)
+    CAL.is_completed()
 }
 
 /// What [`calibrate`] measured (defaults before it ran).
 pub fn calibration() -> Calibration {
-    Calibration {
-        tsc_hz: TSC_HZ.load(Ordering::Relaxed),
-        apic_timer_hz: APIC_TIMER_HZ.load(Ordering::Relaxed),
-        source: if PIT_USED.load(Ordering::Relaxed) {
-            "pit"
-        } else {
-            "cpuid"
-        },
-    }
+    CAL.get().copied().unwrap_or(UNCALIBRATED)
 }
 
 /// Latches and reads PIT channel 0's counter.
@@ -243,7 +232,7 @@ fn from_cpuid() -> Calibration {
 
 /// Starts this CPU's periodic tick (after [`calibrate`]).
 pub fn start_tick() {
-    let initial = (APIC_TIMER_HZ.load(Ordering::Relaxed) / TICK_HZ).clamp(1, u32::MAX as u64);
+    let initial = (calibration().apic_timer_hz / TICK_HZ).clamp(1, u32::MAX as u64);
     apic::set_timer(true, initial as u32);
 }
 
