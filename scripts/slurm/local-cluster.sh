@@ -37,7 +37,7 @@ stop() {
     done
     for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
     rm -f "$dir/pids"
-    echo "local Slurm cluster in $dir stopped (PIDs $(echo $pids))" >&2
+    echo "local Slurm cluster in $dir stopped (PIDs $(tr "\n" " " <<<"$pids"))" >&2
 }
 
 # Starts "$@" in the background and records its PID under the name $1.

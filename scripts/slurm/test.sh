@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 timeout=${FORKSWAP_SLURM_TIMEOUT:-600}
 shards=3
-plan=(--variants baseline,swap-prealloc --boots 3 --seconds 0.5 --cpus 2)
+plan=(--variants "baseline,swap-prealloc" --boots 3 --seconds 0.5 --cpus 2)
 
 bash scripts/slurm/install.sh
 bash scripts/install-qemu.sh
