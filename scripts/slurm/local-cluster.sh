@@ -22,11 +22,22 @@ usage() {
 cmd=$1
 dir=$2
 
-# Stops every daemon recorded in DIR/pids (TERM, then KILL after 10 s).
+# Cancels the cluster's jobs, then stops every daemon recorded in DIR/pids
+# that still runs under its name (TERM, then KILL after 10 s).
 stop() {
     [ -f "$dir/pids" ] || return 0
-    local pids
-    pids=$(cut -d' ' -f2 "$dir/pids")
+    if [ -f "$dir/slurm.conf" ] && [ -n "$(SLURM_CONF=$dir/slurm.conf squeue -h 2>/dev/null)" ]; then
+        SLURM_CONF=$dir/slurm.conf scancel --full --user=root 2>/dev/null || true
+        for _ in $(seq 20); do
+            [ -z "$(SLURM_CONF=$dir/slurm.conf squeue -h 2>/dev/null)" ] && break
+            sleep 0.5
+        done
+    fi
+    local pids="" name pid
+    while read -r name pid; do
+        # Only our daemon: a PID reused by another process is left alone.
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] && pids="$pids $pid"
+    done <"$dir/pids"
     # shellcheck disable=SC2086
     kill -TERM $pids 2>/dev/null || true
     for _ in $(seq 100); do
@@ -37,7 +48,7 @@ stop() {
     done
     for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
     rm -f "$dir/pids"
-    echo "local Slurm cluster in $dir stopped (PIDs $(tr "\n" " " <<<"$pids"))" >&2
+    echo "local Slurm cluster in $dir stopped (PIDs${pids:- none})" >&2
 }
 
 # Starts "$@" in the background and records its PID under the name $1.

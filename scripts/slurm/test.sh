@@ -39,7 +39,8 @@ kernel=$(cargo xtask build)
 cargo build -q -p runner
 runner=${CARGO_TARGET_DIR:-$root/target}/debug/runner
 
-eval "$(bash scripts/slurm/local-cluster.sh start "$cluster")"
+conf_line=$(bash scripts/slurm/local-cluster.sh start "$cluster")
+eval "$conf_line"
 export SLURM_CONF
 
 # The campaign, timed from submission to the merged report.
@@ -97,6 +98,21 @@ t3=$(date +%s.%N)
 "$runner" merge "$work/campaign/merged.json" --json "$work/remerged.json" >/dev/null 2>&1
 python3 scripts/slurm/check-campaign.py "$work/campaign" "$work/single.json" \
     "$work/remerged.json" "$shards" "$array"
+
+# The checks can fail: a single run of another plan (seed base), or with
+# one boot of another seed, must be refused.
+for edit in 'r["seed_base"] = "0x2"' 'r["boots"][0]["seed"] = "0x9"'; do
+    python3 -c "import json, sys
+r = json.load(open(sys.argv[1]))
+$edit
+json.dump(r, open(sys.argv[2], 'w'))" "$work/single.json" "$work/other.json"
+    if python3 scripts/slurm/check-campaign.py "$work/campaign" "$work/other.json" \
+        "$work/remerged.json" "$shards" "$array" >"$work/other.out"; then
+        echo "slurm test: FAILED: the check accepted a single run with $edit" >&2
+        exit 1
+    fi
+    echo "ok    refused: a single run with $edit ($(grep FAIL "$work/other.out"))"
+done
 
 awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN {
     printf "slurm test: wall time of the plan (2 variants x 3 boots x 0.5 s, 2 vCPUs): " \
