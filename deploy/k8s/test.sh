@@ -13,24 +13,33 @@
 #     manifest), with the image's paths mapped to this build and a tiny
 #     plan in place of the manifest's, then merge-job.yaml's command line;
 #     the merged report must cover the plan.
-# When kubernetes-validate cannot be installed, steps 1 and 2 are skipped
-# with a line saying so; step 3 still runs.
+# When kubernetes-validate (and with it PyYAML) cannot be installed, every
+# step is skipped with a line saying so (step 3 reads the manifests with
+# PyYAML). The validator lives in its own virtualenv,
+# FORKSWAP_K8S_VENV (default ~/.cache/forkswap/k8s-venv).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 k8s=deploy/k8s
 
+# kubernetes-validate in a virtualenv of its own (whichever python3 this
+# is, pyenv's or Debian's with its externally managed packages).
+venv=${FORKSWAP_K8S_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/forkswap/k8s-venv}
+py=$venv/bin/python
 validator=1
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
-    echo "k8s test: installing kubernetes-validate (pip)" >&2
-    python3 -m pip install -q kubernetes-validate >&2 || validator=0
-    command -v kubernetes-validate >/dev/null 2>&1 || validator=0
+if ! "$py" -c 'import kubernetes_validate, yaml' 2>/dev/null; then
+    echo "k8s test: installing kubernetes-validate (PyPI) into $venv" >&2
+    if ! { python3 -m venv "$venv" && "$py" -m pip install -q kubernetes-validate; } >&2; then
+        validator=0
+    fi
+    "$py" -c 'import kubernetes_validate, yaml' 2>/dev/null || validator=0
 fi
+validate() { "$py" -m kubernetes_validate "$@"; }
 work=$(mktemp -d /tmp/forkswap-k8s-test-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 if [ "$validator" = 1 ]; then
-    kubernetes-validate --strict --quiet "$k8s"/*.yaml
+    validate --strict --quiet "$k8s"/*.yaml
     echo "ok    kubernetes-validate --strict: $(cd "$k8s" && echo *.yaml)"
     # Broken copies must be refused: a misspelt field, a wrong type.
     for edit in 's/completionMode: Indexed/completionsMode: Indexed/' \
@@ -42,23 +51,22 @@ if [ "$validator" = 1 ]; then
             echo "FAIL  the edit $edit changed nothing in compare-job.yaml" >&2
             exit 1
         fi
-        if kubernetes-validate --strict --quiet "$work/broken.yaml" >/dev/null 2>&1; then
+        if validate --strict --quiet "$work/broken.yaml" >/dev/null 2>&1; then
             echo "FAIL  kubernetes-validate accepted compare-job.yaml with $edit" >&2
             exit 1
         fi
         echo "ok    refused: compare-job.yaml with $edit"
     done
-    python3 "$k8s/manifests.py" check
+    "$py" "$k8s/manifests.py" check
 else
-    echo "k8s test: SKIPPED the schema and fit checks: kubernetes-validate cannot be installed (pip install kubernetes-validate failed)"
+    echo "k8s test: SKIPPED the schema and fit checks: kubernetes-validate cannot be installed (python3 -m venv or pip install kubernetes-validate failed)"
 fi
 
-# The pods' command lines, run here. The Python that runs manifests.py
-# needs PyYAML; without the validator, read the lines with sed instead.
+# The pods' command lines, run here (read with PyYAML: manifests.py).
 if [ "$validator" = 1 ]; then
-    compare_sh=$(python3 "$k8s/manifests.py" script compare)
-    merge_sh=$(python3 "$k8s/manifests.py" script merge)
-    shards=$(python3 "$k8s/manifests.py" shards)
+    compare_sh=$("$py" "$k8s/manifests.py" script compare)
+    merge_sh=$("$py" "$k8s/manifests.py" script merge)
+    shards=$("$py" "$k8s/manifests.py" shards)
 else
     echo "k8s test: SKIPPED the pods' command lines too (they are read with PyYAML)"
     exit 0
