@@ -337,9 +337,16 @@ pub struct CompareArgs {
     pub junit: Option<PathBuf>,
     /// Run only shard I of N of the plan: its cells number i with
     /// i mod N = I-1 (plan order: boot-major). Merge the shards' JSON with
-    /// `cargo xtask merge`.
-    #[arg(long, value_name = "I/N", value_parser = crate::matrix::Shard::parse)]
-    pub shard: Option<crate::matrix::Shard>,
+    /// `cargo xtask merge`. `auto` takes I/N from a Slurm array task
+    /// (SLURM_ARRAY_TASK_ID/_MIN/_MAX/_COUNT) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, with --shards N or FORKSWAP_SHARDS).
+    #[arg(long, value_name = "I/N|auto", value_parser = crate::shard_env::ShardArg::parse)]
+    pub shard: Option<crate::shard_env::ShardArg>,
+    /// With `--shard auto` in a Kubernetes Indexed Job: the number of
+    /// shards (the Job's completions) [default: $FORKSWAP_SHARDS]. In a
+    /// Slurm array it must equal the array's task count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub shards: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,7 +15,8 @@
 //! Stress work: [`seed`] (parsing, printing, random seeds), [`stressrun`]
 //! (one stress boot: spec, result, outcome), [`live`] (the status line),
 //! [`finding`] (the interleaving of a failure), [`matrix`] (scheduling the
-//! variant × boot matrix and its shards), [`merge`] (shard reports into
+//! variant × boot matrix and its shards), [`shard_env`] (`--shard auto`
+//! from a job array's environment), [`merge`] (shard reports into
 //! one), [`summary`] (statistics and variant verdicts),
 //! [`json`] (reports, atomic writes), [`plot`] (the SVG).
 #![forbid(unsafe_code)]
@@ -41,6 +42,7 @@ pub mod reaper;
 pub mod render;
 pub mod report;
 pub mod seed;
+pub mod shard_env;
 pub mod stressrun;
 pub mod suite;
 pub mod summary;

@@ -18,7 +18,7 @@ use super::Ctx;
 use crate::accel::fmt_rate;
 use crate::boot;
 use crate::cli::{CompareArgs, default_jobs, host_cpus};
-use crate::error::{EXIT_INFRA, EXIT_OK, Result};
+use crate::error::{EXIT_INFRA, EXIT_OK, Error, Result};
 use crate::json::{self, CompareReport, SCHEMA};
 use crate::matrix::{self, Cell};
 use crate::reaper;
@@ -37,6 +37,9 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             json::ensure_writable(flag, p)?;
         }
     }
+    // `--shard auto`: this job array task's shard, before any build or boot.
+    let shard = crate::shard_env::resolve(a.shard, a.shards, |k| std::env::var(k).ok())
+        .map_err(Error::usage)?;
     let variants = &a.variants.0;
     let host = host_cpus();
     let jobs = a
@@ -59,7 +62,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         );
     }
     let plan = matrix::plan(variants, a.boots, a.seed_base);
-    let cells: Vec<(usize, Cell)> = match a.shard {
+    let cells: Vec<(usize, Cell)> = match shard {
         Some(s) => s.select(&plan),
         None => plan.iter().copied().enumerate().collect(),
     };
@@ -69,7 +72,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         variants.len(),
         a.boots,
         plan.len(),
-        a.shard.map_or(String::new(), |s| format!(
+        shard.map_or(String::new(), |s| format!(
             ", shard {s}: {} of them",
             cells.len()
         )),
@@ -118,7 +121,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             variants: variants.iter().map(|v| summarize(*v, &boots)).collect(),
             boots,
             kernel_sha256: kernel_sha256.clone(),
-            shard: a.shard,
+            shard,
             planned: total,
             interrupted: !done,
             signal: signal.map(|s| reaper::signal_name(s).to_string()),
@@ -201,7 +204,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         resolved.why,
         seed::show(a.seed_base),
         seed::show(last_seed),
-        a.shard.map_or(String::new(), |s| format!(", shard {s}")),
+        shard.map_or(String::new(), |s| format!(", shard {s}")),
         jobs,
         wall.as_secs_f64()
     );
