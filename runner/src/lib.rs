@@ -17,7 +17,8 @@
 //! [`finding`] (the interleaving of a failure), [`matrix`] (scheduling the
 //! variant × boot matrix and its shards), [`merge`] (shard reports into
 //! one), [`summary`] (statistics and variant verdicts),
-//! [`json`] (reports, atomic writes), [`plot`] (the SVG).
+//! [`json`] (reports, atomic writes), [`plot`] (the SVG), [`tracefiles`]
+//! (a finding's Chrome trace and [`swimlane`] SVG).
 #![forbid(unsafe_code)]
 
 pub mod accel;
@@ -44,8 +45,10 @@ pub mod seed;
 pub mod stressrun;
 pub mod suite;
 pub mod summary;
+pub mod swimlane;
 #[cfg(test)]
 mod testkit;
 pub mod toolchain;
+pub mod tracefiles;
 pub mod transcript;
 pub mod verdict;

@@ -236,6 +236,8 @@ pub struct Timeline {
     pub cpus: Vec<u32>,
     /// Spans, in the order they opened.
     pub spans: Vec<Span>,
+    /// The CPU whose oracle fired.
+    pub caught_by: Option<u32>,
     /// Index of the fatal event (the catching CPU's last oracle event).
     pub fatal: Option<usize>,
     pub window: Option<Window>,
@@ -261,6 +263,7 @@ impl Timeline {
             events,
             cpus,
             spans,
+            caught_by,
             fatal,
             window,
             window_label: rule.label,

@@ -37,6 +37,9 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             json::ensure_writable(flag, p)?;
         }
     }
+    if let Some(d) = &a.trace_dir {
+        crate::tracefiles::ensure_dir(d)?;
+    }
     let variants = &a.variants.0;
     let host = host_cpus();
     let jobs = a
@@ -136,6 +139,14 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             // no result; one that ended by itself is kept.
             if out.killed_by_interrupt() {
                 return None;
+            }
+            if let Some(d) = &a.trace_dir
+                && let Some(f) = crate::tracefiles::Finding::of(&out)
+            {
+                let (json, svg) = crate::tracefiles::in_dir(d, c.variant, c.seed);
+                if let Err(e) = f.write(Some(&json), Some(&svg)) {
+                    eprintln!("warning: trace files of {}: {e:#}", json.display());
+                }
             }
             Some(BootResult::from_outcome(&spec, &out, t.elapsed()))
         },
