@@ -49,6 +49,13 @@ fn color(c: SpanCat) -> RGBColor {
     }
 }
 
+/// A span's label colour: its bar's, darker.
+fn ink(c: SpanCat) -> RGBColor {
+    let RGBColor(r, g, b) = color(c);
+    let dark = |v: u8| (u16::from(v) * 4 / 5) as u8;
+    RGBColor(dark(r), dark(g), dark(b))
+}
+
 /// The first and last event index drawn.
 pub fn rows(tl: &Timeline) -> Option<(usize, usize)> {
     let last = tl.events.len().checked_sub(1)?;
@@ -216,6 +223,39 @@ fn draw(
         let what = e.what().to_string();
         let what = if fatal { format!("✖ {what}") } else { what };
         root.draw(&Text::new(what, (lane_x(*cpu) + text_x, y), style))?;
+    }
+
+    // Span names, on the first free row of their lane inside the span:
+    // locks, sleeps and I/O, and whatever is still open at the end.
+    let mut used: std::collections::BTreeSet<(u32, usize)> = tl
+        .events
+        .iter()
+        .enumerate()
+        .skip(from)
+        .map(|(i, (cpu, _))| (*cpu, i))
+        .collect();
+    let mut named: Vec<&stress::timeline::Span> = tl
+        .spans
+        .iter()
+        .filter(|s| s.cat != SpanCat::Call || s.clipped_end)
+        .filter(|s| s.last > from)
+        .collect();
+    named.sort_by_key(|s| (s.first.max(from), s.depth));
+    for s in named {
+        let Some(r) = (s.first.max(from) + 1..s.last).find(|r| !used.contains(&(s.cpu, *r))) else {
+            continue;
+        };
+        used.insert((s.cpu, r));
+        let label = if s.clipped_end {
+            format!("┆ {} (still open at the end)", s.name)
+        } else {
+            format!("┆ {}", s.name)
+        };
+        root.draw(&Text::new(
+            label,
+            (lane_x(s.cpu) + text_x, row_top(r) + 2),
+            TextStyle::from((FONT, 15.0, FontStyle::Italic).into_font()).color(&ink(s.cat)),
+        ))?;
     }
 
     // Legend.
@@ -386,5 +426,34 @@ pub(crate) mod tests {
                 .iter()
                 .any(|x| x.contains("no race window"))
         );
+    }
+
+    /// Draws the swimlane of a baseline failure caught on host threads
+    /// (for looking at the picture while changing it):
+    /// `FORKSWAP_SWIMLANE=/tmp/s.svg cargo test -p runner --lib swimlane_of_a_host_run -- --ignored`
+    #[test]
+    #[ignore = "writes the SVG named by FORKSWAP_SWIMLANE"]
+    fn swimlane_of_a_host_run() {
+        let path = std::env::var("FORKSWAP_SWIMLANE").expect("set FORKSWAP_SWIMLANE");
+        let f = (0..8)
+            .find_map(|seed| {
+                stress::host::run_stress(
+                    stress::Variant::Baseline,
+                    seed,
+                    4,
+                    Some(3000),
+                    std::time::Duration::from_secs(20),
+                )
+                .failure
+            })
+            .expect("a baseline failure");
+        let tl = Timeline::new(&f.traces, Some(f.cpu), &D15293_WINDOW);
+        write(
+            Path::new(&path),
+            &tl,
+            &format!("host run: {} on cpu {}", f.kind, f.cpu),
+            &f.detail,
+        )
+        .expect("write");
     }
 }

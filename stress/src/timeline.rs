@@ -196,9 +196,10 @@ pub struct Span {
 /// The race window of a scenario: from the last `opens` event (on a CPU
 /// other than the closer's) before the last `closes` event at or before the
 /// fatal one. With `same_object`, both name the same object. With
-/// `witness`, an opener is preferred whose CPU then records the witness
-/// event on that object before the window closes (the CPU that did the
-/// damage).
+/// `witness: (mine, theirs)`, an opener is preferred whose CPU then records
+/// a `mine` event at an (object, pindex) where the closer's CPU had
+/// recorded a `theirs` event before (the CPU that did the damage), then one
+/// whose CPU records any `mine` event on the object.
 #[derive(Clone, Copy, Debug)]
 pub struct WindowRule {
     /// What the window is, for labels.
@@ -206,18 +207,18 @@ pub struct WindowRule {
     pub opens: Ev,
     pub closes: Ev,
     pub same_object: bool,
-    pub witness: Option<Ev>,
+    pub witness: Option<(Ev, Ev)>,
 }
 
 /// D15293's window: from getpages dropping the object lock (for a pbuf) to
 /// split restarting its page loop, during which the faulting CPU re-creates
-/// pages split had already moved.
+/// (read-behind) pages split had already moved.
 pub const D15293_WINDOW: WindowRule = WindowRule {
     label: "race window: getpages dropped the object lock .. split restarts",
     opens: Ev::GetpagesUnlock,
     closes: Ev::SplitRestart,
     same_object: true,
-    witness: Some(Ev::AllocBehind),
+    witness: Some((Ev::AllocBehind, Ev::SplitMove)),
 };
 
 /// A window found in a timeline: indices into [`Timeline::events`].
@@ -430,18 +431,35 @@ pub fn window(events: &[Merged], fatal: Option<usize>, rule: &WindowRule) -> Opt
             e.ev == rule.opens && cpu != ccpu && (!rule.same_object || e.obj == cev.obj)
         })
         .collect();
-    let witnessed = |&o: &usize| {
+    // The opener's `mine` events on the object, before the window closes.
+    let mine = |o: usize| {
         let (ocpu, oev) = events[o];
-        rule.witness.is_some_and(|w| {
-            events[o..closes]
-                .iter()
-                .any(|(cpu, e)| *cpu == ocpu && e.ev == w && e.obj == oev.obj)
+        let w = rule.witness.map(|w| w.0);
+        (o..closes).filter(move |&i| {
+            let (cpu, e) = events[i];
+            cpu == ocpu && Some(e.ev) == w && e.obj == oev.obj
+        })
+    };
+    let damaged = |o: &usize| {
+        mine(*o).any(|i| {
+            let e = events[i].1;
+            events[..i].iter().any(|(cpu, t)| {
+                *cpu == ccpu
+                    && rule.witness.is_some_and(|w| w.1 == t.ev)
+                    && (t.obj, t.pindex) == (e.obj, e.pindex)
+            })
         })
     };
     let opens = candidates
         .iter()
         .copied()
-        .find(witnessed)
+        .find(damaged)
+        .or_else(|| {
+            candidates
+                .iter()
+                .copied()
+                .find(|&o| mine(o).next().is_some())
+        })
         .or_else(|| candidates.first().copied())?;
     Some(Window { opens, closes })
 }
@@ -553,6 +571,21 @@ pub(crate) mod tests {
         assert_eq!(t.events[w.opens].1.t, 12);
         assert_eq!(t.events[w.closes].1.ev, Ev::SplitRestart);
         assert_eq!(t.events[t.fatal.unwrap()].1.ev, Ev::Oracle);
+        // A later unlock on another CPU that re-creates no moved page is
+        // not the window's opener.
+        let mut decoy = race();
+        decoy.push(CpuTrace {
+            cpu: 2,
+            events: vec![
+                ev(25, Ev::GetpagesUnlock, 7),
+                TraceEvent {
+                    pindex: 9,
+                    ..ev(45, Ev::AllocBehind, 7)
+                },
+            ],
+        });
+        let d = Timeline::new(&decoy, Some(1), &D15293_WINDOW);
+        assert_eq!(d.events[d.window.unwrap().opens].1.t, 12);
         // No unlock of that object on another CPU: no window.
         let mut other = race();
         other[0].events[2].obj = 9;
