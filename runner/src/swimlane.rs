@@ -428,6 +428,19 @@ pub(crate) mod tests {
         );
     }
 
+    #[test]
+    fn the_documented_example_names_every_cpu() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/scenarios/d15293-swimlane.svg"
+        );
+        let t = texts(&std::fs::read_to_string(path).expect("example"));
+        for cpu in ["CPU 0 (its oracle fired)", "CPU 1", "CPU 2", "CPU 3"] {
+            assert!(t.iter().any(|x| x == cpu), "{cpu} not in {t:?}");
+        }
+        assert!(t.iter().any(|x| x == "✖ ORACLE: repopulated"));
+    }
+
     /// Draws the swimlane of a baseline failure caught on host threads
     /// (for looking at the picture while changing it):
     /// `FORKSWAP_SWIMLANE=/tmp/s.svg cargo test -p runner --lib swimlane_of_a_host_run -- --ignored`

@@ -149,6 +149,12 @@ impl ChromeTrace {
         ] {
             t.other_data.insert(k.into(), v);
         }
+        for e in &mut t.trace_events {
+            if e.args.contains_key("fatal") {
+                e.args
+                    .insert("detail".into(), Value::from(f.detail.as_str()));
+            }
+        }
         t
     }
 

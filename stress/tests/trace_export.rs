@@ -45,6 +45,7 @@ fn a_caught_baseline_run_exports_a_valid_trace() {
     let fatal: Vec<&Value> = evs.iter().filter(|e| e["args"]["fatal"] == true).collect();
     assert_eq!(fatal.len(), 1, "{f}");
     assert_eq!(fatal[0]["tid"], f.cpu);
+    assert_eq!(fatal[0]["args"]["detail"], f.detail.as_str());
     assert!(evs.iter().any(|e| e["ph"] == "X" && e["cat"] == "lock"));
     assert_eq!(v["otherData"]["kind"], f.kind.name());
     // The timeline behind it: every span closed within the trace.
@@ -61,4 +62,22 @@ fn a_caught_baseline_run_exports_a_valid_trace() {
         assert_eq!(tl.events[w.closes].1.ev, Ev::SplitRestart);
         assert!(w.opens < w.closes);
     }
+}
+
+/// The example in docs/ stays a valid trace of a caught failure.
+#[test]
+fn the_documented_example_is_a_valid_trace() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/scenarios/d15293-trace.json"
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("parses");
+    let names = lint(&v).expect("valid");
+    let cpus: Vec<&String> = names.values().filter(|n| n.starts_with("CPU ")).collect();
+    assert_eq!(cpus.len(), 4, "{names:?}");
+    assert_eq!(v["otherData"]["kind"], "repopulated");
+    let evs = v["traceEvents"].as_array().unwrap();
+    assert_eq!(evs.iter().filter(|e| e["args"]["fatal"] == true).count(), 1);
+    assert!(evs.iter().any(|e| e["cat"] == "window"));
 }
