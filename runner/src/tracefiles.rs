@@ -136,6 +136,42 @@ mod tests {
         let text = std::fs::read_to_string(&svg).expect("svg");
         let t = crate::swimlane::tests::texts(&text);
         assert!(t.iter().any(|x| x == "CPU 2 (its oracle fired)"), "{t:?}");
+        // A hang: its waits are the detail, no CPU is marked as the catcher.
+        let hang = outcome(
+            vec![
+                hello(),
+                ready(),
+                Record::Hang {
+                    ms: 2000,
+                    waits: vec![stress::proto::CpuWait {
+                        cpu: 1,
+                        wait: "pip obj 3".into(),
+                        stalled_ms: 2000,
+                    }],
+                    traces: vec![stress::trace::CpuTrace {
+                        cpu: 1,
+                        events: vec![stress::trace::TraceEvent {
+                            t: 5,
+                            ev: stress::trace::Ev::SplitPipWait,
+                            obj: 3,
+                            pindex: 0,
+                            arg: 1,
+                        }],
+                    }],
+                },
+            ],
+            Exit::Status(35),
+        );
+        let h = Finding::of(&hang).expect("a hang is a finding");
+        assert!(h.title.contains("hang") && h.detail == "cpu1: pip obj 3 (2000 ms)");
+        let svg = crate::swimlane::svg(&h.timeline, &h.title, &h.detail).expect("svg");
+        let t = crate::swimlane::tests::texts(&svg);
+        assert!(t.iter().any(|x| x == "CPU 1") && !t.iter().any(|x| x.contains("oracle fired)")));
+        let names = stress::chrome_trace::lint(
+            &serde_json::from_str(&h.trace.to_json().expect("json")).expect("parses"),
+        )
+        .expect("lint");
+        assert_eq!(names.get(&1).map(String::as_str), Some("CPU 1"));
         // A clean boot has no finding.
         let clean = outcome(
             vec![hello(), ready(), done(true, 5000, Some(stats(0)))],
