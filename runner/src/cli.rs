@@ -304,6 +304,13 @@ pub struct StressArgs {
     /// record of `compare --json`).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// On a failure or hang, write its per-CPU trace as Chrome Trace Event
+    /// Format JSON (ui.perfetto.dev, chrome://tracing) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub trace_out: Option<PathBuf>,
+    /// On a failure or hang, draw its interleaving as an SVG swimlane.
+    #[arg(long, value_name = "PATH")]
+    pub trace_svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +338,10 @@ pub struct CompareArgs {
     /// Write an SVG strip plot of time to first failure per variant.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
+    /// For every caught or hung boot, write its trace to
+    /// DIR/<variant>-<seed>.trace.json (Chrome trace) and .svg (swimlane).
+    #[arg(long, value_name = "DIR")]
+    pub trace_dir: Option<PathBuf>,
     /// Write JUnit XML: one case per boot (`variant/seed`), failed only on
     /// infrastructure errors; the finding is in the case's system-out.
     #[arg(long, value_name = "PATH")]

@@ -18,7 +18,8 @@
 //! variant × boot matrix and its shards), [`shard_env`] (`--shard auto`
 //! from a job array's environment), [`merge`] (shard reports into
 //! one), [`summary`] (statistics and variant verdicts),
-//! [`json`] (reports, atomic writes), [`plot`] (the SVG).
+//! [`json`] (reports, atomic writes), [`plot`] (the SVG), [`tracefiles`]
+//! (a finding's Chrome trace and [`swimlane`] SVG).
 #![forbid(unsafe_code)]
 
 pub mod accel;
@@ -46,8 +47,10 @@ pub mod shard_env;
 pub mod stressrun;
 pub mod suite;
 pub mod summary;
+pub mod swimlane;
 #[cfg(test)]
 mod testkit;
 pub mod toolchain;
+pub mod tracefiles;
 pub mod transcript;
 pub mod verdict;

@@ -183,10 +183,28 @@ fn stress_reports_a_caught_failure_with_its_interleaving_and_replay() {
             "1",
             "--json",
             &json.to_string_lossy(),
+            "--trace-out",
+            &dir.path().join("t/trace.json").to_string_lossy(),
+            "--trace-svg",
+            &dir.path().join("t/lane.svg").to_string_lossy(),
         ],
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    let trace = std::fs::read_to_string(dir.path().join("t/trace.json")).expect("trace written");
+    let names = stress::chrome_trace::lint(&serde_json::from_str(&trace).expect("trace parses"))
+        .expect("a valid trace");
+    assert_eq!(
+        names.values().filter(|n| n.starts_with("CPU ")).count(),
+        2,
+        "{names:?}"
+    );
+    let svg = std::fs::read_to_string(dir.path().join("t/lane.svg")).expect("svg written");
+    assert!(svg.contains("CPU 3 (its oracle fired)") && svg.contains("CPU 1"));
+    assert!(
+        out.contains("t/trace.json (Chrome trace") && out.contains("t/lane.svg"),
+        "{out}"
+    );
     for needle in [
         "verdict: CAUGHT",
         "failure kind:      repopulated",
@@ -328,6 +346,8 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     assert_usage(&["stress", "--seconds", "abc"], "not a number");
     assert_usage(&["stress", "--seed", "0xzz"], "not a seed");
     assert_usage(&["stress", "--json", &under_file], "--json");
+    assert_usage(&["stress", "--trace-svg", &under_file], "--trace-svg");
+    assert_usage(&["compare", "--trace-dir", &under_file], "--trace-dir");
     assert_usage_line(
         &["stress", "--json", "/proc/forkswap.json"],
         "error: --json /proc/forkswap.json: cannot write in /proc: No such file or directory (os error 2)",
@@ -394,6 +414,8 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
             &p("c.svg"),
             "--junit",
             &p("c.xml"),
+            "--trace-dir",
+            &p("traces"),
         ],
     );
     let (out, err) = text(&o);
@@ -450,6 +472,21 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
         std::fs::read_to_string(p("c.svg"))
             .expect("svg")
             .starts_with("<svg")
+    );
+    // Trace files for the caught boots only.
+    let mut traces: Vec<String> = std::fs::read_dir(p("traces"))
+        .expect("trace dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    traces.sort();
+    assert_eq!(
+        traces,
+        [
+            "baseline-0x1.svg",
+            "baseline-0x1.trace.json",
+            "baseline-0x2.svg",
+            "baseline-0x2.trace.json"
+        ]
     );
     assert!(f.leftovers().is_empty());
 }

@@ -18,7 +18,8 @@
 //!   waits and failures; [`platform`] what the host provides.
 //!
 //! Shared with the runner: the serial protocol ([`proto`]), KTAP lines
-//! ([`ktap`]), counters ([`stats`]), trace events ([`trace`]) and failures.
+//! ([`ktap`]), counters ([`stats`]), trace events ([`trace`]) and failures;
+//! a failure's trace as a [`timeline`] of spans and as a [`chrome_trace`].
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod chrome_trace;
 pub mod failure;
 pub mod fault;
 pub mod fork;
@@ -48,6 +50,7 @@ pub mod swap_pager;
 pub mod sync;
 #[cfg(all(test, feature = "std"))]
 mod testutil;
+pub mod timeline;
 pub mod trace;
 pub mod variant;
 pub mod vm;

@@ -202,6 +202,7 @@ impl<P: Platform> Vm<P> {
             self.site(td, Site::GetpagesPbuf)?;
             pbuf = Some(self.getpbuf(td)?);
             g = self.lock_obj(td, obj)?;
+            self.trace(td, Ev::GetpagesRelock, obj.id, pindex, 0);
         }
 
         let Some((maxbehind, maxahead)) = g.haspage(pindex) else {

@@ -30,6 +30,8 @@ pub enum Ev {
     PbufSleep,
     /// getpbuf returned a buffer.
     PbufGot,
+    /// getpages has the object lock again after getpbuf.
+    GetpagesRelock,
     /// rbehind after clipping: arg = behind pages, pindex = ma[0].
     ClipBehind,
     /// Read-behind/ahead page allocated: pindex = its index.
@@ -83,12 +85,27 @@ pub struct TraceEvent {
     pub arg: u32,
 }
 
+impl TraceEvent {
+    /// What happened, without the time: `split obj 7: moves pindex 3`.
+    pub fn what(&self) -> What<'_> {
+        What(self)
+    }
+}
+
 impl fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (o, p, a) = (self.obj, self.pindex, self.arg);
         let us = self.t / 1000;
-        write!(f, "{:>6}.{:03}ms ", us / 1000, us % 1000)?;
-        match self.ev {
+        write!(f, "{:>6}.{:03}ms {}", us / 1000, us % 1000, self.what())
+    }
+}
+
+/// [`TraceEvent::what`]: the event's description.
+pub struct What<'a>(&'a TraceEvent);
+
+impl fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (o, p, a) = (self.0.obj, self.0.pindex, self.0.arg);
+        match self.0.ev {
             Ev::FaultStart => write!(f, "fault {} vpn {p}", if a == 1 { "write" } else { "read" }),
             Ev::FaultRetry => write!(f, "fault retry (reason {a}) vpn {p}"),
             Ev::FaultDone => write!(f, "fault done: obj {o} pindex {p} frame {a}"),
@@ -96,6 +113,7 @@ impl fmt::Display for TraceEvent {
             Ev::GetpagesUnlock => write!(f, "getpages drops obj {o} lock for a pbuf"),
             Ev::PbufSleep => write!(f, "getpbuf: pool empty, sleeps"),
             Ev::PbufGot => write!(f, "getpbuf: got a pbuf"),
+            Ev::GetpagesRelock => write!(f, "getpages relocks obj {o}"),
             Ev::ClipBehind => write!(f, "getpages obj {o} pindex {p}: rbehind clipped to {a}"),
             Ev::AllocBehind => write!(f, "getpages allocates obj {o} pindex {p}"),
             Ev::SwapRead => write!(f, "swap read obj {o} pindex {p} + {a} pages"),

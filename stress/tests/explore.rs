@@ -156,6 +156,23 @@ fn schedule_files(dir: &std::path::Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Writes a replayed failure's trace as Chrome Trace Event Format JSON
+/// (ui.perfetto.dev, chrome://tracing) to
+/// `target/tmp/forkswap-traces/<name>.trace.json` (atomically) and returns
+/// the path.
+fn write_trace(f: &Failure, name: &str) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("forkswap-traces");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.trace.json"));
+    let tmp = dir.join(format!(".{name}.trace.json.{}", std::process::id()));
+    let text = stress::chrome_trace::ChromeTrace::from_failure(f)
+        .to_json()
+        .unwrap();
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
 /// Runs up to `budget` PCT executions; returns the tally and the file of the
 /// failing schedule, if one failed.
 fn explore(variant: Variant, budget: usize) -> (Tally, Option<PathBuf>) {
@@ -220,6 +237,15 @@ fn pct_finds_the_baseline_race_and_its_schedule_replays() {
         .expect("replay recorded a failure");
     assert_eq!(replayed.kind, f.kind);
     assert_eq!(replayed.detail, f.detail, "same failure, same place");
+    let trace = write_trace(&replayed, "pct-baseline");
+    eprintln!("replayed trace: {}", trace.display());
+    let doc = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let tracks = stress::chrome_trace::lint(&doc).unwrap();
+    assert_eq!(
+        tracks.values().filter(|n| n.starts_with("CPU ")).count(),
+        THREADS.len(),
+        "{tracks:?}"
+    );
     let _ = std::fs::remove_file(&schedule);
     // Leave no empty schedule directory behind.
     let _ = std::fs::remove_dir(schedule_dir());
@@ -269,6 +295,14 @@ fn replay() {
             for (cpu, e) in stress::trace::interleave(&f.traces) {
                 eprintln!("  cpu{cpu} {e}");
             }
+            let stem = std::path::Path::new(&path)
+                .file_stem()
+                .map_or("schedule".into(), |s| s.to_string_lossy().into_owned());
+            let trace = write_trace(&f, &format!("replay-{variant}-{stem}"));
+            eprintln!(
+                "trace (Chrome Trace Event Format; ui.perfetto.dev, chrome://tracing): {}",
+                trace.display()
+            );
         }
         None => eprintln!("replayed without failure ({r:?})"),
     }

@@ -40,6 +40,9 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     // `--shard auto`: this job array task's shard, before any build or boot.
     let shard = crate::shard_env::resolve(a.shard, a.shards, |k| std::env::var(k).ok())
         .map_err(Error::usage)?;
+    if let Some(d) = &a.trace_dir {
+        crate::tracefiles::ensure_dir(d)?;
+    }
     let variants = &a.variants.0;
     let host = host_cpus();
     let jobs = a
@@ -139,6 +142,14 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             // no result; one that ended by itself is kept.
             if out.killed_by_interrupt() {
                 return None;
+            }
+            if let Some(d) = &a.trace_dir
+                && let Some(f) = crate::tracefiles::Finding::of(&out)
+            {
+                let (json, svg) = crate::tracefiles::in_dir(d, c.variant, c.seed);
+                if let Err(e) = f.write(Some(&json), Some(&svg)) {
+                    eprintln!("warning: trace files of {}: {e:#}", json.display());
+                }
             }
             Some(BootResult::from_outcome(&spec, &out, t.elapsed()))
         },

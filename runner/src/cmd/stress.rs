@@ -26,8 +26,14 @@ use crate::seed;
 use crate::stressrun::{BootResult, HangBy, Outcome, StressSpec, resolve_accel};
 
 pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
-    if let Some(p) = &a.json {
-        json::ensure_writable("--json", p)?;
+    for (flag, path) in [
+        ("--json", &a.json),
+        ("--trace-out", &a.trace_out),
+        ("--trace-svg", &a.trace_svg),
+    ] {
+        if let Some(p) = path {
+            json::ensure_writable(flag, p)?;
+        }
     }
     let seed = a.seed.unwrap_or_else(seed::random);
     let kernel = ctx.kernel()?;
@@ -63,6 +69,16 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
         last: a.events,
     };
     print!("{}", report(&spec, &out, &result, style));
+    if a.trace_out.is_some() || a.trace_svg.is_some() {
+        match crate::tracefiles::Finding::of(&out) {
+            Some(f) => {
+                for line in f.write(a.trace_out.as_deref(), a.trace_svg.as_deref())? {
+                    println!("{line}");
+                }
+            }
+            None => eprintln!("no failure or hang: no trace files written"),
+        }
+    }
     if let Some(p) = &a.json {
         json::write_atomic(p, &result)?;
         eprintln!("result written to {}", p.display());

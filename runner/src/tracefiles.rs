@@ -1,0 +1,182 @@
+//! The trace files of a finding: its per-CPU trace as Chrome Trace Event
+//! Format JSON ([`stress::chrome_trace`]; Perfetto and chrome://tracing open
+//! it) and as an SVG swimlane ([`crate::swimlane`]). `stress --trace-out
+//! PATH --trace-svg PATH` writes them for its boot; `compare --trace-dir
+//! DIR` writes `DIR/<variant>-<seed>.trace.json` and `.svg` for every
+//! caught or hung boot. Files are written atomically.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use stress::Variant;
+use stress::chrome_trace::ChromeTrace;
+use stress::proto::Record;
+use stress::timeline::{D15293_WINDOW, Timeline};
+
+use crate::boot::BootOutcome;
+use crate::seed;
+
+/// What a finding's trace files are made of.
+pub struct Finding {
+    pub trace: ChromeTrace,
+    pub timeline: Timeline,
+    pub title: String,
+    pub detail: String,
+}
+
+impl Finding {
+    /// The boot's failure (its first), else its hang; `None` when the
+    /// kernel reported neither.
+    pub fn of(out: &BootOutcome) -> Option<Finding> {
+        if let Some(f) = out.console.failures().next() {
+            let title = format!(
+                "forkswap {} seed {}: {} caught on cpu {} at {} ms",
+                f.variant,
+                seed::show(f.seed),
+                f.kind,
+                f.cpu,
+                f.ms
+            );
+            return Some(Finding {
+                trace: ChromeTrace::from_failure(f),
+                timeline: Timeline::new(&f.traces, Some(f.cpu), &D15293_WINDOW),
+                title,
+                detail: f.detail.clone(),
+            });
+        }
+        let Some(Record::Hang { ms, waits, traces }) = out.console.hang() else {
+            return None;
+        };
+        let title = format!("forkswap: hang, no progress for {ms} ms");
+        let detail = waits
+            .iter()
+            .map(|w| format!("cpu{}: {} ({} ms)", w.cpu, w.wait, w.stalled_ms))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some(Finding {
+            trace: ChromeTrace::from_traces(traces, None, &title, &D15293_WINDOW),
+            timeline: Timeline::new(traces, None, &D15293_WINDOW),
+            title,
+            detail,
+        })
+    }
+
+    /// Writes the JSON and/or the SVG; returns one line per file written.
+    pub fn write(&self, json: Option<&Path>, svg: Option<&Path>) -> anyhow::Result<Vec<String>> {
+        let mut said = Vec::new();
+        if let Some(p) = json {
+            let text = self.trace.to_json().context("cannot encode the trace")?;
+            crate::json::write_file_atomic(p, text.as_bytes())?;
+            said.push(format!(
+                "trace:    {} (Chrome trace: ui.perfetto.dev or chrome://tracing)",
+                p.display()
+            ));
+        }
+        if let Some(p) = svg {
+            crate::swimlane::write(p, &self.timeline, &self.title, &self.detail)?;
+            said.push(format!("swimlane: {} (SVG)", p.display()));
+        }
+        Ok(said)
+    }
+}
+
+/// `compare --trace-dir`: the two files of one boot.
+pub fn in_dir(dir: &Path, variant: Variant, seed: u64) -> (PathBuf, PathBuf) {
+    let stem = format!("{}-{}", variant.name(), seed::show(seed));
+    (
+        dir.join(format!("{stem}.trace.json")),
+        dir.join(format!("{stem}.svg")),
+    )
+}
+
+/// Creates `--trace-dir` (before the first boot, so that a bad path costs
+/// no boot time).
+pub fn ensure_dir(dir: &Path) -> Result<(), crate::error::Error> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        crate::error::Error::Usage(format!(
+            "--trace-dir {}: cannot create the directory: {e}",
+            dir.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+    use crate::verdict::Exit;
+    use stress::FailureKind;
+
+    #[test]
+    fn a_caught_boot_writes_both_files() {
+        let out = outcome(
+            vec![
+                hello(),
+                ready(),
+                failure(Variant::Baseline, 0x2a, FailureKind::Repopulated),
+                done(false, 1300, Some(stats(3))),
+            ],
+            Exit::Status(35),
+        );
+        let f = Finding::of(&out).expect("a finding");
+        assert!(
+            f.title.contains("repopulated caught on cpu 2"),
+            "{}",
+            f.title
+        );
+        let dir = tempfile::tempdir().expect("dir");
+        let (json, svg) = in_dir(dir.path(), Variant::Baseline, 0x2a);
+        assert!(json.ends_with("baseline-0x2a.trace.json"));
+        let said = f.write(Some(&json), Some(&svg)).expect("write");
+        assert_eq!(said.len(), 2);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parses");
+        let names = stress::chrome_trace::lint(&v).expect("lint");
+        assert!(names.values().any(|n| n == "CPU 2"), "{names:?}");
+        let text = std::fs::read_to_string(&svg).expect("svg");
+        let t = crate::swimlane::tests::texts(&text);
+        assert!(t.iter().any(|x| x == "CPU 2 (its oracle fired)"), "{t:?}");
+        // A hang: its waits are the detail, no CPU is marked as the catcher.
+        let hang = outcome(
+            vec![
+                hello(),
+                ready(),
+                Record::Hang {
+                    ms: 2000,
+                    waits: vec![stress::proto::CpuWait {
+                        cpu: 1,
+                        wait: "pip obj 3".into(),
+                        stalled_ms: 2000,
+                    }],
+                    traces: vec![stress::trace::CpuTrace {
+                        cpu: 1,
+                        events: vec![stress::trace::TraceEvent {
+                            t: 5,
+                            ev: stress::trace::Ev::SplitPipWait,
+                            obj: 3,
+                            pindex: 0,
+                            arg: 1,
+                        }],
+                    }],
+                },
+            ],
+            Exit::Status(35),
+        );
+        let h = Finding::of(&hang).expect("a hang is a finding");
+        assert!(h.title.contains("hang") && h.detail == "cpu1: pip obj 3 (2000 ms)");
+        let svg = crate::swimlane::svg(&h.timeline, &h.title, &h.detail).expect("svg");
+        let t = crate::swimlane::tests::texts(&svg);
+        assert!(t.iter().any(|x| x == "CPU 1") && !t.iter().any(|x| x.contains("oracle fired)")));
+        let names = stress::chrome_trace::lint(
+            &serde_json::from_str(&h.trace.to_json().expect("json")).expect("parses"),
+        )
+        .expect("lint");
+        assert_eq!(names.get(&1).map(String::as_str), Some("CPU 1"));
+        // A clean boot has no finding.
+        let clean = outcome(
+            vec![hello(), ready(), done(true, 5000, Some(stats(0)))],
+            Exit::Status(33),
+        );
+        assert!(Finding::of(&clean).is_none());
+    }
+}

@@ -1,0 +1,595 @@
+//! A failure's trace rings as a timeline: every CPU's events merged in time
+//! order, the spans they bound (locks held, sleeps, swap I/O, the calls
+//! around them), the fatal event, and the race window. Pure data, shared by
+//! the Chrome trace export ([`crate::chrome_trace`]) and the runner's SVG
+//! swimlane.
+//!
+//! Spans come from one table, [`SPANS`]: which event kinds open a span and
+//! which close it. Per CPU the open spans form a stack (a call nests in
+//! another); an event that closes a span closes everything opened above it
+//! too, so spans always nest. A span already open when the CPU's ring
+//! starts (its closing event is in the ring, its opening one was
+//! overwritten) starts at the ring's first event; a span still open when
+//! the trace ends (the failure stopped the run) ends at the trace's last
+//! event. Both are flagged as clipped.
+//!
+//! The race window comes from one rule, [`WindowRule`] ([`D15293_WINDOW`]):
+//! from the event that opens it on one CPU to the event that closes it on
+//! another, so that it can become per scenario.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::trace::{CpuTrace, Ev, TraceEvent, interleave};
+
+/// What a span is, for colour and grouping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SpanCat {
+    /// A function the events bracket (vm_fault, getpages, split).
+    Call,
+    /// A lock held (an object lock, the map lock).
+    Lock,
+    /// A sleep (getpbuf, a busy page, paging in progress).
+    Sleep,
+    /// Swap I/O in flight.
+    Io,
+}
+
+impl SpanCat {
+    /// The category name in exports (`call`, `lock`, `sleep`, `io`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SpanCat::Call => "call",
+            SpanCat::Lock => "lock",
+            SpanCat::Sleep => "sleep",
+            SpanCat::Io => "io",
+        }
+    }
+}
+
+/// An event that ends a span, and whether it proves the span was open: when
+/// it is the first of its span's events in a CPU's ring, the span started
+/// before the ring did (`retro`). `getpbuf`'s `PbufGot` does not prove a
+/// sleep (it also ends the fast path), so it is not `retro`. `obj`: the
+/// event names the span's object (a span recovered from it is named so).
+#[derive(Clone, Copy, Debug)]
+pub struct End {
+    pub ev: Ev,
+    pub retro: bool,
+    pub obj: bool,
+}
+
+const fn end(ev: Ev) -> End {
+    End {
+        ev,
+        retro: true,
+        obj: true,
+    }
+}
+
+const fn also(ev: Ev) -> End {
+    End {
+        ev,
+        retro: false,
+        obj: true,
+    }
+}
+
+/// `SplitDone` names the new object, not the one split locked.
+const SPLIT_DONE: End = End {
+    ev: Ev::SplitDone,
+    retro: true,
+    obj: false,
+};
+
+/// One kind of span: its name, category, opening and closing event kinds.
+#[derive(Debug)]
+pub struct SpanRule {
+    /// Short name; `{obj}` is replaced by the opening event's object.
+    pub name: &'static str,
+    pub cat: SpanCat,
+    pub begin: &'static [Ev],
+    pub end: &'static [End],
+}
+
+/// Every span kind, outermost first (an event that opens several spans
+/// opens them in this order, so they nest in it).
+pub const SPANS: &[SpanRule] = &[
+    SpanRule {
+        name: "vmspace_fork (map locked)",
+        cat: SpanCat::Lock,
+        begin: &[Ev::ForkStart],
+        end: &[end(Ev::ForkDone)],
+    },
+    SpanRule {
+        name: "vm_fault",
+        cat: SpanCat::Call,
+        begin: &[Ev::FaultStart],
+        end: &[end(Ev::FaultDone)],
+    },
+    SpanRule {
+        name: "split pip wait",
+        cat: SpanCat::Sleep,
+        begin: &[Ev::SplitPipWait],
+        end: &[also(Ev::SplitStart)],
+    },
+    SpanRule {
+        name: "vm_object_split obj {obj}",
+        cat: SpanCat::Call,
+        begin: &[Ev::SplitStart],
+        end: &[SPLIT_DONE],
+    },
+    SpanRule {
+        name: "obj {obj} locked (split)",
+        cat: SpanCat::Lock,
+        begin: &[Ev::SplitStart, Ev::SplitRestart],
+        end: &[end(Ev::SplitBusySleep), SPLIT_DONE],
+    },
+    SpanRule {
+        name: "split busy sleep",
+        cat: SpanCat::Sleep,
+        begin: &[Ev::SplitBusySleep],
+        end: &[end(Ev::SplitRestart)],
+    },
+    SpanRule {
+        name: "swap_pager_getpages obj {obj}",
+        cat: SpanCat::Call,
+        begin: &[Ev::GetpagesEnter],
+        end: &[
+            end(Ev::SwapReadDone),
+            also(Ev::FaultRetry),
+            also(Ev::FaultDone),
+        ],
+    },
+    SpanRule {
+        name: "obj {obj} locked (getpages)",
+        cat: SpanCat::Lock,
+        begin: &[Ev::GetpagesEnter, Ev::GetpagesRelock],
+        end: &[
+            end(Ev::GetpagesUnlock),
+            also(Ev::PbufSleep),
+            also(Ev::PbufGot),
+            also(Ev::SwapRead),
+            also(Ev::FaultRetry),
+            also(Ev::FaultDone),
+        ],
+    },
+    SpanRule {
+        name: "getpbuf sleep",
+        cat: SpanCat::Sleep,
+        begin: &[Ev::PbufSleep],
+        end: &[also(Ev::PbufGot)],
+    },
+    SpanRule {
+        name: "swap read obj {obj}",
+        cat: SpanCat::Io,
+        begin: &[Ev::SwapRead],
+        end: &[end(Ev::SwapReadDone)],
+    },
+];
+
+/// One merged event: its CPU and the event.
+pub type Merged = (u32, TraceEvent);
+
+/// A span on one CPU. `first`/`last` index [`Timeline::events`]: the events
+/// that opened and closed it, or for a clipped end the CPU's first event /
+/// the trace's last event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub cpu: u32,
+    /// Index into [`SPANS`].
+    pub rule: usize,
+    pub name: String,
+    pub cat: SpanCat,
+    pub start: u64,
+    pub end: u64,
+    pub first: usize,
+    pub last: usize,
+    /// Nesting depth on its CPU (0: outermost).
+    pub depth: usize,
+    /// It was open when the CPU's ring started.
+    pub clipped_start: bool,
+    /// It was still open when the trace ended.
+    pub clipped_end: bool,
+}
+
+/// The race window of a scenario: from the last `opens` event (on a CPU
+/// other than the closer's) before the last `closes` event at or before the
+/// fatal one. With `same_object`, both name the same object. With
+/// `witness: (mine, theirs)`, an opener is preferred whose CPU then records
+/// a `mine` event at an (object, pindex) where the closer's CPU had
+/// recorded a `theirs` event before (the CPU that did the damage), then one
+/// whose CPU records any `mine` event on the object.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowRule {
+    /// What the window is, for labels.
+    pub label: &'static str,
+    pub opens: Ev,
+    pub closes: Ev,
+    pub same_object: bool,
+    pub witness: Option<(Ev, Ev)>,
+}
+
+/// D15293's window: from getpages dropping the object lock (for a pbuf) to
+/// split restarting its page loop, during which the faulting CPU re-creates
+/// (read-behind) pages split had already moved.
+pub const D15293_WINDOW: WindowRule = WindowRule {
+    label: "race window: getpages dropped the object lock .. split restarts",
+    opens: Ev::GetpagesUnlock,
+    closes: Ev::SplitRestart,
+    same_object: true,
+    witness: Some((Ev::AllocBehind, Ev::SplitMove)),
+};
+
+/// A window found in a timeline: indices into [`Timeline::events`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub opens: usize,
+    pub closes: usize,
+}
+
+/// A failure's events, spans, fatal event and race window.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// Every CPU's events, merged in time order.
+    pub events: Vec<Merged>,
+    /// The CPUs that have events, ascending.
+    pub cpus: Vec<u32>,
+    /// Spans, in the order they opened.
+    pub spans: Vec<Span>,
+    /// The CPU whose oracle fired.
+    pub caught_by: Option<u32>,
+    /// Index of the fatal event (the catching CPU's last oracle event).
+    pub fatal: Option<usize>,
+    pub window: Option<Window>,
+    /// The label of the window rule used.
+    pub window_label: &'static str,
+}
+
+impl Timeline {
+    /// The timeline of `traces`; `caught_by` is the CPU whose oracle fired.
+    pub fn new(traces: &[CpuTrace], caught_by: Option<u32>, rule: &WindowRule) -> Self {
+        let events = interleave(traces);
+        let mut cpus: Vec<u32> = events.iter().map(|(c, _)| *c).collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        let fatal = caught_by.and_then(|cpu| {
+            events
+                .iter()
+                .rposition(|(c, e)| *c == cpu && e.ev == Ev::Oracle)
+        });
+        let spans = spans(&events, &cpus);
+        let window = window(&events, fatal, rule);
+        Timeline {
+            events,
+            cpus,
+            spans,
+            caught_by,
+            fatal,
+            window,
+            window_label: rule.label,
+        }
+    }
+
+    /// Time of the first event (ns), 0 when empty.
+    pub fn start(&self) -> u64 {
+        self.events.first().map_or(0, |(_, e)| e.t)
+    }
+
+    /// Time of the last event (ns), 0 when empty.
+    pub fn end(&self) -> u64 {
+        self.events.last().map_or(0, |(_, e)| e.t)
+    }
+
+    /// Whether the event at `i` opens or closes a span (its description is
+    /// in the span; exports need no separate instant for it).
+    pub fn is_boundary(&self, i: usize) -> bool {
+        let ev = self.events[i].1.ev;
+        ev != Ev::GetpagesUnlock
+            && ev != Ev::SplitRestart
+            && SPANS
+                .iter()
+                .any(|r| r.begin.contains(&ev) || r.end.iter().any(|e| e.ev == ev))
+    }
+}
+
+/// Pairs the events of every CPU into spans (see the module doc).
+fn spans(events: &[Merged], cpus: &[u32]) -> Vec<Span> {
+    let last = events.len().saturating_sub(1);
+    let end_t = events.last().map_or(0, |(_, e)| e.t);
+    let mut out: Vec<Span> = Vec::new();
+    for &cpu in cpus {
+        let mine: Vec<usize> = (0..events.len()).filter(|&i| events[i].0 == cpu).collect();
+        let Some(&first) = mine.first() else {
+            continue;
+        };
+        let ring_t = events[first].1.t;
+        // Indices into `out` of this CPU's open spans, outermost first.
+        let mut stack: Vec<usize> = Vec::new();
+        // Rules that had an event of theirs on this CPU already.
+        let mut seen = [false; SPANS.len()];
+        for &i in &mine {
+            let e = events[i].1;
+            // Close: the outermost open span this event ends, and all above.
+            if let Some(pos) = stack
+                .iter()
+                .position(|&s| SPANS[out[s].rule].end.iter().any(|x| x.ev == e.ev))
+            {
+                for s in stack.drain(pos..) {
+                    close(&mut out[s], i, e.t);
+                }
+            }
+            // Retro: a span this event proves was open since the ring began.
+            for (r, rule) in SPANS.iter().enumerate() {
+                let proves = rule.end.iter().find(|x| x.ev == e.ev && x.retro);
+                if let Some(x) = proves
+                    && !seen[r]
+                {
+                    // Partial overlap is impossible: what is open now closes here.
+                    for s in stack.drain(..) {
+                        close(&mut out[s], i, e.t);
+                    }
+                    out.push(Span {
+                        cpu,
+                        rule: r,
+                        name: name(rule, x.obj.then_some(e.obj)),
+                        cat: rule.cat,
+                        start: ring_t,
+                        end: e.t,
+                        first,
+                        last: i,
+                        depth: 0,
+                        clipped_start: true,
+                        clipped_end: false,
+                    });
+                }
+            }
+            // Open.
+            for (r, rule) in SPANS.iter().enumerate() {
+                if rule.begin.contains(&e.ev) {
+                    if let Some(pos) = stack.iter().position(|&s| out[s].rule == r) {
+                        for s in stack.drain(pos..) {
+                            close(&mut out[s], i, e.t);
+                        }
+                    }
+                    stack.push(out.len());
+                    out.push(Span {
+                        cpu,
+                        rule: r,
+                        name: name(rule, Some(e.obj)),
+                        cat: rule.cat,
+                        start: e.t,
+                        end: e.t,
+                        first: i,
+                        last: i,
+                        depth: stack.len() - 1,
+                        clipped_start: false,
+                        clipped_end: false,
+                    });
+                }
+            }
+            for (r, rule) in SPANS.iter().enumerate() {
+                if rule.begin.contains(&e.ev) || rule.end.iter().any(|x| x.ev == e.ev) {
+                    seen[r] = true;
+                }
+            }
+        }
+        for s in stack {
+            close(&mut out[s], last, end_t);
+            out[s].clipped_end = true;
+        }
+    }
+    fix_retro_depths(&mut out);
+    out
+}
+
+fn close(s: &mut Span, i: usize, t: u64) {
+    s.last = i;
+    s.end = t;
+}
+
+fn name(rule: &SpanRule, obj: Option<u32>) -> String {
+    let obj = obj.map_or_else(|| String::from("?"), |o| alloc::format!("{o}"));
+    rule.name.replace("{obj}", &obj)
+}
+
+/// Depth of every span: how many spans of its CPU contain it (retro spans
+/// were pushed without a stack, so the depth is computed from the intervals).
+fn fix_retro_depths(spans: &mut [Span]) {
+    let depths: Vec<usize> = (0..spans.len())
+        .map(|i| {
+            let s = &spans[i];
+            (0..spans.len())
+                .filter(|&j| j != i)
+                .filter(|&j| {
+                    let o = &spans[j];
+                    o.cpu == s.cpu
+                        && o.first <= s.first
+                        && o.last >= s.last
+                        && (o.first, core::cmp::Reverse(o.last), j)
+                            < (s.first, core::cmp::Reverse(s.last), i)
+                })
+                .count()
+        })
+        .collect();
+    for (s, d) in spans.iter_mut().zip(depths) {
+        s.depth = d;
+    }
+}
+
+/// Finds `rule`'s window in `events` (see [`WindowRule`]).
+pub fn window(events: &[Merged], fatal: Option<usize>, rule: &WindowRule) -> Option<Window> {
+    let limit = fatal.unwrap_or(events.len().saturating_sub(1));
+    let closes = (0..=limit.min(events.len().checked_sub(1)?))
+        .rev()
+        .find(|&i| events[i].1.ev == rule.closes)?;
+    let (ccpu, cev) = events[closes];
+    let candidates: Vec<usize> = (0..closes)
+        .rev()
+        .filter(|&i| {
+            let (cpu, e) = events[i];
+            e.ev == rule.opens && cpu != ccpu && (!rule.same_object || e.obj == cev.obj)
+        })
+        .collect();
+    // The opener's `mine` events on the object, before the window closes.
+    let mine = |o: usize| {
+        let (ocpu, oev) = events[o];
+        let w = rule.witness.map(|w| w.0);
+        (o..closes).filter(move |&i| {
+            let (cpu, e) = events[i];
+            cpu == ocpu && Some(e.ev) == w && e.obj == oev.obj
+        })
+    };
+    let damaged = |o: &usize| {
+        mine(*o).any(|i| {
+            let e = events[i].1;
+            events[..i].iter().any(|(cpu, t)| {
+                *cpu == ccpu
+                    && rule.witness.is_some_and(|w| w.1 == t.ev)
+                    && (t.obj, t.pindex) == (e.obj, e.pindex)
+            })
+        })
+    };
+    let opens = candidates
+        .iter()
+        .copied()
+        .find(damaged)
+        .or_else(|| {
+            candidates
+                .iter()
+                .copied()
+                .find(|&o| mine(o).next().is_some())
+        })
+        .or_else(|| candidates.first().copied())?;
+    Some(Window { opens, closes })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn ev(t: u64, ev: Ev, obj: u32) -> TraceEvent {
+        TraceEvent {
+            t,
+            ev,
+            obj,
+            pindex: 0,
+            arg: 0,
+        }
+    }
+
+    /// The race of docs/race.md, as the rings record it.
+    pub(crate) fn race() -> Vec<CpuTrace> {
+        vec![
+            CpuTrace {
+                cpu: 0,
+                events: vec![
+                    ev(10, Ev::FaultStart, 0),
+                    ev(11, Ev::GetpagesEnter, 7),
+                    ev(12, Ev::GetpagesUnlock, 7),
+                    ev(13, Ev::PbufSleep, 0),
+                    ev(40, Ev::PbufGot, 0),
+                    ev(41, Ev::GetpagesRelock, 7),
+                    ev(42, Ev::ClipBehind, 7),
+                    ev(43, Ev::AllocBehind, 7),
+                    ev(44, Ev::SwapRead, 7),
+                    ev(50, Ev::SwapReadDone, 7),
+                    ev(51, Ev::FaultRetry, 0),
+                ],
+            },
+            CpuTrace {
+                cpu: 1,
+                events: vec![
+                    // The ring starts inside a split: its start was overwritten.
+                    ev(5, Ev::SplitMove, 7),
+                    ev(20, Ev::SplitDone, 8),
+                    ev(21, Ev::SplitStart, 7),
+                    ev(22, Ev::SplitMove, 7),
+                    ev(30, Ev::SplitBusySleep, 7),
+                    ev(55, Ev::SplitRestart, 7),
+                    ev(56, Ev::Oracle, 0),
+                ],
+            },
+        ]
+    }
+
+    #[test]
+    fn spans_pair_nest_and_clip() {
+        let t = Timeline::new(&race(), Some(1), &D15293_WINDOW);
+        assert_eq!(t.cpus, vec![0, 1]);
+        let named = |cpu: u32, n: &str| {
+            t.spans
+                .iter()
+                .filter(|s| s.cpu == cpu && s.name == n)
+                .map(|s| (s.start, s.end, s.clipped_start, s.clipped_end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(named(0, "getpbuf sleep"), vec![(13, 40, false, false)]);
+        assert_eq!(
+            named(0, "obj 7 locked (getpages)"),
+            vec![(11, 12, false, false), (41, 44, false, false)]
+        );
+        assert_eq!(named(0, "swap read obj 7"), vec![(44, 50, false, false)]);
+        // FaultRetry ends getpages; the fault is still open at the end.
+        assert_eq!(
+            named(0, "swap_pager_getpages obj 7"),
+            vec![(11, 50, false, false)]
+        );
+        assert_eq!(named(0, "vm_fault"), vec![(10, 56, false, true)]);
+        // The split whose start the ring lost starts at the ring's start.
+        assert_eq!(
+            named(1, "vm_object_split obj ?"),
+            vec![(5, 20, true, false)]
+        );
+        assert_eq!(named(1, "obj ? locked (split)"), vec![(5, 20, true, false)]);
+        assert_eq!(
+            named(1, "obj 7 locked (split)"),
+            vec![(21, 30, false, false), (55, 56, false, true)]
+        );
+        assert_eq!(named(1, "split busy sleep"), vec![(30, 55, false, false)]);
+        // Nesting: every span lies within each span of its CPU it overlaps.
+        for a in &t.spans {
+            for b in &t.spans {
+                if a.cpu == b.cpu && a.start < b.end && b.start < a.end {
+                    let nested = (a.start <= b.start && b.end <= a.end)
+                        || (b.start <= a.start && a.end <= b.end);
+                    assert!(nested, "{a:?} overlaps {b:?}");
+                }
+            }
+        }
+        let fault = t.spans.iter().find(|s| s.name == "vm_fault").unwrap();
+        let sleep = t.spans.iter().find(|s| s.name == "getpbuf sleep").unwrap();
+        assert!(sleep.depth > fault.depth);
+    }
+
+    #[test]
+    fn the_window_runs_from_the_unlock_to_the_restart() {
+        let t = Timeline::new(&race(), Some(1), &D15293_WINDOW);
+        let w = t.window.expect("window");
+        assert_eq!(t.events[w.opens].1.ev, Ev::GetpagesUnlock);
+        assert_eq!(t.events[w.opens].1.t, 12);
+        assert_eq!(t.events[w.closes].1.ev, Ev::SplitRestart);
+        assert_eq!(t.events[t.fatal.unwrap()].1.ev, Ev::Oracle);
+        // A later unlock on another CPU that re-creates no moved page is
+        // not the window's opener.
+        let mut decoy = race();
+        decoy.push(CpuTrace {
+            cpu: 2,
+            events: vec![
+                ev(25, Ev::GetpagesUnlock, 7),
+                TraceEvent {
+                    pindex: 9,
+                    ..ev(45, Ev::AllocBehind, 7)
+                },
+            ],
+        });
+        let d = Timeline::new(&decoy, Some(1), &D15293_WINDOW);
+        assert_eq!(d.events[d.window.unwrap().opens].1.t, 12);
+        // No unlock of that object on another CPU: no window.
+        let mut other = race();
+        other[0].events[2].obj = 9;
+        assert_eq!(Timeline::new(&other, Some(1), &D15293_WINDOW).window, None);
+        assert_eq!(Timeline::new(&[], None, &D15293_WINDOW).window, None);
+    }
+}
