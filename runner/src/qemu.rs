@@ -164,7 +164,11 @@ pub fn args(a: &QemuArgs) -> Vec<OsString> {
         let mut drive = OsString::from("id=swap,file=");
         // QEMU's option syntax doubles commas inside values.
         drive.push(d.to_string_lossy().replace(',', ",,"));
-        drive.push(",format=raw,if=none,cache=unsafe");
+        // werror/rerror=report: an I/O error on the host reaches the guest
+        // as a failed request (the kernel then reports it) instead of
+        // QEMU's default for writes, which pauses the guest on ENOSPC
+        // without a word — a stopped guest that would look like a hang.
+        drive.push(",format=raw,if=none,cache=unsafe,werror=report,rerror=report");
         if a.io_uring {
             drive.push(",aio=io_uring");
         }
@@ -265,14 +269,14 @@ mod tests {
              -cpu max -smp 4 -m 256 -nodefaults -no-user-config -display none -serial stdio \
              -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -name forkswap-1-2 \
              -kernel /k -append 'mode=tests expect_cpus=4' \
-             -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe,aio=io_uring \
+             -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe,werror=report,rerror=report,aio=io_uring \
              -device virtio-blk-device,drive=swap"
         );
         let a = QemuArgs {
             io_uring: false,
             ..a
         };
-        assert!(display(Path::new("q"), &args(&a)).contains("cache=unsafe -device"));
+        assert!(display(Path::new("q"), &args(&a)).contains("rerror=report -device"));
     }
 
     #[test]
