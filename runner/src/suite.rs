@@ -299,6 +299,8 @@ pub enum Item {
     /// nothing behind; one killed by SIGKILL (`kill`) takes its QEMU with
     /// it and keeps its checkpoint.
     InterruptCompare { machine: Machine, kill: bool },
+    /// `stress` and `compare` with the swap disk on a full file system.
+    DiskFull { machine: Machine },
 }
 
 /// Name of the hundred-boots case.
@@ -307,6 +309,8 @@ pub const HUNDRED_CASE: &str = "harness/100-boots";
 pub const INTERRUPT_CASE: &str = "harness/interrupt-compare";
 /// Name of the SIGKILLed-compare case.
 pub const KILL_CASE: &str = "harness/sigkill-compare";
+/// Name of the full-file-system case.
+pub const DISK_FULL_CASE: &str = "harness/disk-full";
 
 impl Item {
     /// The names of the cases this boot produces.
@@ -326,6 +330,7 @@ impl Item {
             Item::HundredBoots { .. } => vec![HUNDRED_CASE.into()],
             Item::InterruptCompare { kill: false, .. } => vec![INTERRUPT_CASE.into()],
             Item::InterruptCompare { kill: true, .. } => vec![KILL_CASE.into()],
+            Item::DiskFull { .. } => vec![DISK_FULL_CASE.into()],
         }
     }
 }
@@ -369,6 +374,9 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
             kill,
         });
     }
+    items.push(Item::DiskFull {
+        machine: crash_machine,
+    });
     items
 }
 
@@ -448,6 +456,15 @@ impl Suite<'_> {
                     (INTERRUPT_CASE, nix::sys::signal::Signal::SIGINT)
                 };
                 ktap.case(harness::interrupted_compare(name, &setup, sig));
+            }
+            Item::DiskFull { machine } => {
+                let setup = harness::InterruptSetup {
+                    runner: "/proc/self/exe".into(),
+                    kernel: self.kernel.clone(),
+                    accel: self.chooser.resolve(self.accel, *machine, 1).accel,
+                };
+                ktap.diag("stress and compare with TMPDIR on a 1 MiB tmpfs");
+                ktap.case(harness::disk_full(DISK_FULL_CASE, &setup));
             }
         }
     }
@@ -715,10 +732,11 @@ mod tests {
             "harness/100-boots",
             "harness/interrupt-compare",
             "harness/sigkill-compare",
+            "harness/disk-full",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2 + 3);
+        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2 + 4);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)
