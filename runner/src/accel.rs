@@ -198,7 +198,7 @@ impl Chooser {
                     return r.clone();
                 }
                 let r = self.probe(machine, cpus);
-                eprintln!("accel: {} for {machine}/{cpus}cpu ({})", r.accel, r.why);
+                crate::note!("accel: {} for {machine}/{cpus}cpu ({})", r.accel, r.why);
                 self.cache.insert((machine, cpus), r.clone());
                 r
             }

@@ -43,7 +43,7 @@ impl Error {
 
     /// Prints the error as one line on stderr and returns the exit status.
     pub fn report(&self) -> ExitCode {
-        eprintln!("error: {}", one_line(&self.to_string()));
+        crate::note!("error: {}", one_line(&self.to_string()));
         ExitCode::from(self.exit_code())
     }
 }

@@ -35,6 +35,7 @@ pub mod lines;
 pub mod live;
 pub mod matrix;
 pub mod merge;
+pub mod out;
 pub mod plot;
 pub mod qemu;
 pub mod reaper;

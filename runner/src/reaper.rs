@@ -133,13 +133,13 @@ pub fn install_signal_handler() -> anyhow::Result<()> {
         .spawn(move || {
             for sig in signals.forever() {
                 if let Some(first) = interrupted() {
-                    eprintln!("{}: exiting now", signal_name(sig));
+                    crate::note!("{}: exiting now", signal_name(sig));
                     std::process::exit(128 + first);
                 }
                 let report = REPORTING.lock().unwrap_or_else(|e| e.into_inner());
                 SIGNAL.store(sig, Ordering::SeqCst);
                 let (groups, dirs) = shut_down();
-                eprintln!(
+                crate::note!(
                     "interrupted by {}: killed {groups} QEMU process group(s), removed {dirs} temp dir(s)",
                     signal_name(sig)
                 );
@@ -151,7 +151,7 @@ pub fn install_signal_handler() -> anyhow::Result<()> {
                     .name("grace".into())
                     .spawn(move || {
                         std::thread::sleep(GRACE);
-                        eprintln!(
+                        crate::note!(
                             "the runner did not stop within {} s of {}: exiting",
                             GRACE.as_secs(),
                             signal_name(sig)

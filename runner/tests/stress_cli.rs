@@ -891,3 +891,110 @@ fn a_matrix_killed_by_sigkill_keeps_its_checkpoint() {
     assert_eq!(v["variants"][1]["window_hits"], 2);
     assert!(f.leftovers().is_empty());
 }
+
+fn read_json(p: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("written")).expect("json")
+}
+
+/// Runs `args` with stdout and stderr as given; its exit code.
+fn run_with(f: &Fake, args: &[&str], stdout: std::process::Stdio, close_err: bool) -> Option<i32> {
+    let mut child = with_fake(f)
+        .args(args)
+        .stdout(stdout)
+        .stderr(if close_err {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .spawn()
+        .expect("spawn");
+    // A closed stderr pipe: the reader is gone before the runner writes.
+    drop(child.stderr.take());
+    child.wait().expect("wait").code()
+}
+
+#[test]
+fn a_full_or_closed_terminal_never_loses_the_results() {
+    use std::process::Stdio;
+    let f = fake(&[
+        (Variant::SwapPrealloc, 1, Ending::Clean(3)),
+        (Variant::SwapPrealloc, 2, Ending::Caught),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let full = || Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let json = dir.path().join("s.json");
+    let j = json.to_string_lossy().into_owned();
+    let stress = [
+        "stress",
+        "--variant",
+        "swap-prealloc",
+        "--seed",
+        "2",
+        "--seconds",
+        "1",
+        "--accel",
+        "tcg",
+        "--json",
+        &j,
+    ];
+    // stdout on a full device: no panic; the JSON holds the verdict; exit 3
+    // with one line on stderr.
+    let o = with_fake(&f)
+        .args(stress)
+        .stdout(full())
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("error: cannot write the report to standard output: No space left on device"),
+        "{err}"
+    );
+    assert_eq!(read_json(&json)["outcome"], "caught");
+    // A closed stderr pipe (the live status line): the verdict's own status.
+    std::fs::remove_file(&json).expect("rm");
+    assert_eq!(run_with(&f, &stress, Stdio::null(), true), Some(1));
+    assert_eq!(read_json(&json)["outcome"], "caught");
+    // compare: the final report, not a checkpoint, whatever stdout does.
+    let cj = dir.path().join("c.json");
+    let c = cj.to_string_lossy().into_owned();
+    let compare = [
+        "compare",
+        "--variants",
+        "swap-prealloc",
+        "--boots",
+        "2",
+        "--seconds",
+        "1",
+        "--accel",
+        "tcg",
+        "--jobs",
+        "1",
+        "--json",
+        &c,
+    ];
+    let whole = |code: Option<i32>, want: i32, what: &str| {
+        assert_eq!(code, Some(want), "{what}");
+        let v = report_json(&cj);
+        assert_eq!(v["interrupted"], false, "{what}: {v}");
+        assert_eq!(v["boots"].as_array().map(Vec::len), Some(2), "{what}");
+        std::fs::remove_file(&cj).expect("rm");
+    };
+    whole(run_with(&f, &compare, full(), false), 3, "> /dev/full");
+    whole(
+        run_with(&f, &compare, Stdio::null(), true),
+        0,
+        "closed stderr",
+    );
+    // A closed stdout (`| head` gone): 141, as SIGPIPE would, after the JSON.
+    let mut child = with_fake(&f)
+        .args(compare)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    whole(child.wait().expect("wait").code(), 141, "closed stdout");
+    assert!(f.leftovers().is_empty());
+}

@@ -20,6 +20,7 @@ use crate::error::Result;
 use crate::finding::{self, Style};
 use crate::json;
 use crate::live::Live;
+use crate::out;
 use crate::reaper;
 use crate::render;
 use crate::seed;
@@ -34,7 +35,7 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     let qemu = ctx.qemu()?;
     let accel = resolve_accel(&a.boot, &kernel, &qemu).accel;
     let spec = StressSpec::from_args(&a.boot, a.variant, seed, accel, ctx.kernel.clone());
-    eprintln!(
+    crate::note!(
         "stress: variant {} seed {}{} on {} for {} s (timeout {} s)",
         spec.variant,
         seed::show(seed),
@@ -56,18 +57,21 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     }
     let result = BootResult::from_outcome(&spec, &out, t.elapsed());
     if ctx.verbose {
-        eprintln!("command: {}", out.command);
+        crate::note!("command: {}", out.command);
     }
     let style = Style {
         bold: std::io::stdout().is_terminal(),
         last: a.events,
     };
-    print!("{}", report(&spec, &out, &result, style));
+    // The file first: whatever happens to the terminal, the result is kept.
     if let Some(p) = &a.json {
         json::write_atomic(p, &result)?;
-        eprintln!("result written to {}", p.display());
     }
-    Ok(result.exit_status)
+    let printed = out::stdout(&report(&spec, &out, &result, style));
+    if let Some(p) = &a.json {
+        crate::note!("result written to {}", p.display());
+    }
+    Ok(out::exit_status(printed, result.exit_status))
 }
 
 /// SIGINT/SIGTERM killed the boot: say how far it got, write the
@@ -81,20 +85,21 @@ fn interrupted(
 ) -> Result<u8> {
     let (stats, run_ms) = crate::stressrun::last_stats(out);
     let name = reaper::signal_name(sig);
-    println!(
-        "INTERRUPTED by {name} after {:.1} s: no verdict for {} seed {}",
+    let mut text = format!(
+        "INTERRUPTED by {name} after {:.1} s: no verdict for {} seed {}\n",
         elapsed.as_secs_f64(),
         spec.variant,
         seed::show(spec.seed)
     );
     if let Some(st) = &stats {
-        println!(
+        let _ = writeln!(
+            text,
             "  last counters (at {} ms): {}",
             run_ms.unwrap_or_default(),
             counters(st)
         );
     }
-    println!("replay:\n  {}", spec.replay());
+    let _ = writeln!(text, "replay:\n  {}", spec.replay());
     if let Some(p) = json_path {
         let doc = json::StressInterrupted {
             schema: json::SCHEMA,
@@ -112,9 +117,12 @@ fn interrupted(
             replay: spec.replay(),
         };
         json::write_atomic(p, &doc)?;
-        eprintln!("interrupted run written to {}", p.display());
     }
-    Ok((128 + sig) as u8)
+    let printed = out::stdout(&text);
+    if let Some(p) = json_path {
+        crate::note!("interrupted run written to {}", p.display());
+    }
+    Ok(out::exit_status(printed, (128 + sig) as u8))
 }
 
 /// The counters a developer looks at first.
