@@ -618,6 +618,39 @@ fn shards_merge_into_exactly_the_single_run() {
         );
         assert!(!p("bad.json").exists());
     }
+    // Hostile fields: refused with one line and exit 2, never a panic or
+    // a plan of billions of boots.
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("s1.json")).expect("s1")).expect("json");
+    for (field, value, needle) in [
+        (
+            "shard",
+            serde_json::json!({"index": 0, "count": 3}),
+            "shard 0/3 is not a shard",
+        ),
+        (
+            "shard",
+            serde_json::json!({"index": 1, "count": 0}),
+            "shard 1/0 is not a shard",
+        ),
+        (
+            "boots_per_variant",
+            serde_json::json!(4_000_000_000u32),
+            "boots_per_variant 4000000000",
+        ),
+    ] {
+        let mut bad = good.clone();
+        bad[field] = value;
+        std::fs::write(p("hostile.json"), bad.to_string()).expect("write");
+        let o = runner()
+            .args(["merge", &s("hostile.json"), "--json", &s("bad.json")])
+            .output()
+            .expect("runs");
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(2), "{field}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
     assert_usage(&["compare", "--shard", "4/3"], "--shard");
     assert_usage(&["compare", "--shard", "0/3"], "--shard");
     assert!(f.leftovers().is_empty());
