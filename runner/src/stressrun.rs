@@ -10,7 +10,9 @@
 //! - `hang`: the kernel's watchdog reported a `Hang` (or a `Failure` of kind
 //!   hang), or the runner's timeout expired (console busy or silent) after
 //!   the kernel said Hello and started the run (Ready);
-//! - `clean`: `Done{pass}` with the final counters, Pass exit, clean console;
+//! - `clean`: `Done{pass}` with the final counters, Pass exit, clean console
+//!   (inconclusive — `stress` says INCONCLUSIVE and exits 4 — when the race
+//!   window never opened: 0 window hits);
 //! - `infra`: everything else — QEMU failed, a timeout before the run
 //!   started (QEMU printed nothing, or no Ready), a kernel panic or CPU
 //!   exception (a kernel bug, not a finding about a variant), a garbled or
@@ -29,7 +31,7 @@ use stress::{FailureKind, Stats, Variant};
 use crate::accel::{AccelChoice, Chooser, Resolved};
 use crate::boot::{BootOutcome, BootSpec};
 use crate::cli::StressBootArgs;
-use crate::error::{EXIT_FAILURE, EXIT_INFRA, EXIT_OK};
+use crate::error::{EXIT_FAILURE, EXIT_INCONCLUSIVE, EXIT_INFRA, EXIT_OK};
 use crate::qemu::{Accel, Machine};
 use crate::seed;
 use crate::verdict::{Exit, Verdict};
@@ -271,7 +273,8 @@ pub struct BootResult {
     pub verdict: String,
     /// One line: why.
     pub reason: String,
-    /// `cargo xtask stress`'s exit status for this boot (0, 1 or 3).
+    /// `cargo xtask stress`'s exit status for this boot: 0 clean, 1 caught
+    /// or hang, 3 infra, 4 clean but inconclusive (0 window hits).
     pub exit_status: u8,
     /// QEMU's exit status (`None` when it was killed or did not start).
     pub qemu_status: Option<i32>,
@@ -428,7 +431,13 @@ impl BootResult {
             outcome,
             verdict: verdict.name().into(),
             reason: crate::error::one_line(&reason),
-            exit_status: outcome.exit_status(),
+            exit_status: if outcome == Outcome::Clean
+                && stats.as_ref().is_some_and(|s| s.window_hits == 0)
+            {
+                EXIT_INCONCLUSIVE
+            } else {
+                outcome.exit_status()
+            },
             qemu_status: match out.exit {
                 Exit::Status(s) => Some(s),
                 _ => None,
@@ -570,6 +579,12 @@ mod tests {
         );
         assert_eq!((r.outcome, r.exit_status), (Outcome::Clean, 0), "{r:?}");
         assert_eq!((r.window_hits(), r.run_ms), (7, Some(5000)));
+        // Clean, but the window never opened: inconclusive, exit 4.
+        let r = judge(
+            vec![hello(), ready(), done(true, 5000, Some(stats(0)))],
+            Exit::Status(33),
+        );
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Clean, 4), "{r:?}");
         assert_eq!((r.failure.clone(), r.hang.clone()), (None, None));
         assert_eq!((r.elapsed_ms, r.qemu_status), (5300, Some(33)));
         assert_eq!(r.replay, spec().replay());

@@ -255,8 +255,12 @@ fn stress_exit_statuses_clean_and_harness_error() {
         ],
     );
     let (out, _) = text(&o);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(out.contains("proves nothing"), "{out}");
+    // Clean, but the window never opened: INCONCLUSIVE, exit 4.
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert!(
+        out.contains("verdict: INCONCLUSIVE") && out.contains("proves nothing"),
+        "{out}"
+    );
     let o = run(
         &f,
         &[

@@ -3,7 +3,8 @@
 //! to act on it: kind, seed, CPU, time to detection, detail, the
 //! interleaving, and the command that runs the same seed again.
 //!
-//! Exit status: 0 clean, 1 caught or hang, 2 bad usage, 3 infrastructure
+//! Exit status: 0 clean, 1 caught or hang, 2 bad usage, 3 infrastructure,
+//! 4 inconclusive (clean, but the race window never opened)
 //! (see [`crate::stressrun`] for the classification).
 
 use std::fmt::Write as _;
@@ -16,7 +17,7 @@ use stress::proto::Record;
 use super::Ctx;
 use crate::boot::{self, BootOutcome};
 use crate::cli::StressArgs;
-use crate::error::Result;
+use crate::error::{EXIT_INCONCLUSIVE, Result};
 use crate::finding::{self, Style};
 use crate::json;
 use crate::live::Live;
@@ -193,23 +194,29 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 );
             }
         }
+        Outcome::Clean if r.window_hits() == 0 => {
+            let _ = writeln!(
+                s,
+                "verdict: INCONCLUSIVE — {label}: no oracle fired in {run}, but the race window never opened (0 window hits): this run proves nothing about the variant"
+            );
+            if let Some(st) = &r.stats {
+                let _ = writeln!(s, "  counters: {}", counters(st));
+            }
+            let _ = writeln!(
+                s,
+                "  (too few forks meeting swap-ins: try fewer --cpus, more --seconds, or another --seed)"
+            );
+        }
         Outcome::Clean => {
             let _ = writeln!(s, "verdict: CLEAN — {label}: no oracle fired in {run}");
             if let Some(st) = &r.stats {
                 let _ = writeln!(s, "  counters: {}", counters(st));
             }
-            if r.window_hits() == 0 {
-                let _ = writeln!(
-                    s,
-                    "  WARNING: the race window never opened (0 window hits): this clean run proves nothing"
-                );
-            } else {
-                let _ = writeln!(
-                    s,
-                    "  the race window opened {} times (a split met a busy page while a read-behind swap-in was in flight)",
-                    r.window_hits()
-                );
-            }
+            let _ = writeln!(
+                s,
+                "  the race window opened {} times (a split met a busy page while a read-behind swap-in was in flight)",
+                r.window_hits()
+            );
         }
         Outcome::Hang => {
             let _ = writeln!(s, "verdict: HANG — {label}");
@@ -271,6 +278,7 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
         "exit status {} ({})",
         r.exit_status,
         match r.outcome {
+            Outcome::Clean if r.exit_status == EXIT_INCONCLUSIVE => "inconclusive",
             Outcome::Clean => "clean",
             Outcome::Caught => "failure found",
             Outcome::Hang => "hang found",
@@ -328,15 +336,25 @@ mod tests {
     }
 
     #[test]
-    fn clean_report_warns_when_the_window_never_opened() {
+    fn a_run_where_the_window_never_opened_is_inconclusive() {
         let out = outcome(
             vec![hello(), ready(), done(true, 5000, Some(stats(0)))],
             Exit::Status(33),
         );
         let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(6));
         let text = report(&spec(), &out, &r, Style::default());
-        assert!(text.contains("verdict: CLEAN"), "{text}");
+        assert!(text.contains("verdict: INCONCLUSIVE"), "{text}");
+        assert!(!text.contains("CLEAN"), "{text}");
         assert!(text.contains("proves nothing"), "{text}");
-        assert!(text.contains("exit status 0"), "{text}");
+        assert!(text.contains("exit status 4 (inconclusive)"), "{text}");
+        let out = outcome(
+            vec![hello(), ready(), done(true, 5000, Some(stats(2)))],
+            Exit::Status(33),
+        );
+        let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(6));
+        let text = report(&spec(), &out, &r, Style::default());
+        assert!(text.contains("verdict: CLEAN"), "{text}");
+        assert!(text.contains("opened 2 times"), "{text}");
+        assert!(text.contains("exit status 0 (clean)"), "{text}");
     }
 }
