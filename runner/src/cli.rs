@@ -270,6 +270,13 @@ pub struct TestArgs {
     pub boot_only: bool,
 }
 
+/// `--events N`: a count of events, 0 for all.
+fn parse_events(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s} is not a number of events (0 or more; 0 shows all)"))
+}
+
 /// Where and what to stress: shared by `stress`, `compare` and `bench stress`.
 #[derive(Debug, Clone, Args)]
 pub struct StressBootArgs {
@@ -300,7 +307,8 @@ pub struct StressArgs {
     #[command(flatten)]
     pub boot: StressBootArgs,
     /// Show the last N events of a failure's interleaving (0: all of them).
-    #[arg(long, value_name = "N", default_value_t = 80)]
+    #[arg(long, value_name = "N", default_value_t = 80, allow_negative_numbers = true,
+          value_parser = parse_events)]
     pub events: usize,
     /// Also write the boot's result as JSON to this file (the per-boot
     /// record of `compare --json`).

@@ -331,6 +331,10 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     assert_usage(&["stress", "--cpus", "-2"], "--cpus");
     assert_usage(&["stress", "--seconds", "abc"], "not a number");
     assert_usage(&["stress", "--seed", "0xzz"], "not a seed");
+    assert_usage_line(
+        &["stress", "--events", "-1"],
+        "error: invalid value '-1' for '--events <N>': -1 is not a number of events (0 or more; 0 shows all) (see `cargo xtask --help`)",
+    );
     assert_usage(&["stress", "--json", &under_file], "--json");
     assert_usage_line(
         &["stress", "--json", "/proc/forkswap.json"],
@@ -837,6 +841,11 @@ fn infrastructure_errors_exit_3_on_one_line() {
             vec!["--kernel", "/nope", "compare", "--boots", "1"],
             None,
             "the kernel image /nope does not exist",
+        ),
+        (
+            vec!["--kernel", "/tmp", "stress"],
+            None,
+            "--kernel /tmp: is a directory, not a kernel image",
         ),
         (
             vec!["--kernel", &kernel, "stress", "--accel", "tcg"],
