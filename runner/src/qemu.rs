@@ -106,11 +106,25 @@ impl fmt::Display for Accel {
     }
 }
 
+/// The CPU model under TCG.
+pub const TCG_CPU: &str = "max";
+
+/// The CPU models tried under KVM, in this order, until QEMU accepts one
+/// (see [`crate::boot::boot`]): `max` aborts on some hosts' KVM ("failed to
+/// set MSR 0x10a", IA32_ARCH_CAPABILITIES, an assertion in QEMU's kvm.c)
+/// where the same model without that MSR, or QEMU's default `qemu64`, boots.
+/// The kernel needs no CPUID feature beyond these: it runs its local APICs
+/// in x2APIC mode when CPUID offers it and in xAPIC mode otherwise, and
+/// uses no invariant TSC.
+pub const KVM_CPUS: [&str; 4] = ["max", "max,-arch-capabilities", "qemu64,+x2apic", "qemu64"];
+
 /// What goes on one QEMU command line.
 #[derive(Clone, Debug)]
 pub struct QemuArgs<'a> {
     pub machine: Machine,
     pub accel: Accel,
+    /// `-cpu`: [`TCG_CPU`], or one of [`KVM_CPUS`].
+    pub cpu: &'a str,
     pub cpus: u32,
     pub mem_mib: u32,
     pub kernel: &'a Path,
@@ -136,7 +150,7 @@ pub fn args(a: &QemuArgs) -> Vec<OsString> {
     push("-accel");
     push(a.accel.arg());
     push("-cpu");
-    push("max");
+    push(a.cpu);
     push("-smp");
     push(&a.cpus.to_string());
     push("-m");
@@ -254,6 +268,7 @@ mod tests {
         let a = QemuArgs {
             machine: Machine::Microvm,
             accel: Accel::Tcg,
+            cpu: TCG_CPU,
             cpus: 4,
             mem_mib: 256,
             kernel: Path::new("/k"),
@@ -284,6 +299,7 @@ mod tests {
         let a = QemuArgs {
             machine: Machine::Q35,
             accel: Accel::Kvm,
+            cpu: KVM_CPUS[1],
             cpus: 2,
             mem_mib: 128,
             kernel: Path::new("/k"),
@@ -294,7 +310,7 @@ mod tests {
         };
         let s = display(Path::new("q"), &args(&a));
         assert!(
-            s.contains("-M q35 -accel kvm -cpu max -smp 2 -m 128"),
+            s.contains("-M q35 -accel kvm -cpu max,-arch-capabilities -smp 2 -m 128"),
             "{s}"
         );
         assert!(s.ends_with("-device virtio-blk-pci,drive=swap"), "{s}");

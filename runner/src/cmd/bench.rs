@@ -100,6 +100,13 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
                 ),
                 _ => (String::new(), false),
             };
+            // Which CPU model the boots ran with (KVM may have needed
+            // another than `max`, see boot::boot).
+            let note = match (note.is_empty(), ok) {
+                (_, 0) => note,
+                (true, _) => format!("-cpu {}", boot::cpu_model(accel)),
+                (false, _) => format!("-cpu {}; {note}", boot::cpu_model(accel)),
+            };
             rows.push(Row {
                 machine,
                 accel,
