@@ -283,6 +283,13 @@ fn boot_with(
     {
         return BootOutcome::infra(format!("the disk image {} does not exist", f.display()));
     }
+    // QMP lives next to the swap disk (removed with it); without a temp
+    // disk, or in a dir too deep for a socket path, the boot goes without.
+    let qmp = disk
+        .as_ref()
+        .and_then(|d| d.path().parent())
+        .map(|d| d.join(crate::qmp::SOCKET_NAME))
+        .filter(|p| p.as_os_str().len() <= crate::qmp::MAX_PATH);
     let name = format!(
         "{}{}",
         reaper::marker(),
@@ -304,6 +311,7 @@ fn boot_with(
             .as_deref()
             .or(disk.as_ref().map(SwapDisk::path)),
         name: &name,
+        qmp: qmp.as_deref(),
         io_uring,
     });
     let mut args = args;
@@ -372,7 +380,20 @@ fn boot_with(
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    // Did the runner end a guest that QEMU's accelerator had stopped?
+    // A silent guest at the timeout: did QEMU itself stop it (an I/O
+    // error, a paused VM)? Then it is no hang of the kernel.
+    if timed_out
+        && let Some(q) = &qmp
+        && let Ok(status) = crate::qmp::status(q)
+        && !status.running
+    {
+        st.stopped = Some((
+            format!("run state {} (QMP query-status)", status.status),
+            Instant::now(),
+        ));
+        timed_out = false;
+    }
+    // Did the runner end a guest that QEMU had stopped?
     let stopped = match (&st.exited, &st.stopped) {
         (None, Some((line, at))) => Some((line.clone(), *at)),
         _ => None,

@@ -38,6 +38,7 @@ pub mod merge;
 pub mod out;
 pub mod plot;
 pub mod qemu;
+pub mod qmp;
 pub mod reaper;
 pub mod render;
 pub mod report;

@@ -132,6 +132,8 @@ pub struct QemuArgs<'a> {
     pub disk: Option<&'a Path>,
     /// Guest name (`-name`), used to find leftovers.
     pub name: &'a str,
+    /// A QMP socket to create here (`-qmp`, see [`crate::qmp`]).
+    pub qmp: Option<&'a Path>,
     /// Open the disk with `aio=io_uring` (virtio-blk requests are ~5x
     /// faster under TCG on these machines; the boot engine falls back to
     /// QEMU's default when QEMU refuses it).
@@ -170,7 +172,11 @@ pub fn args(a: &QemuArgs) -> Vec<OsString> {
         push(s);
     }
     push(a.name);
-    push("-kernel");
+    if let Some(q) = a.qmp {
+        v.push("-qmp".into());
+        v.push(crate::qmp::arg(q));
+    }
+    v.push("-kernel".into());
     v.push(a.kernel.into());
     v.push("-append".into());
     v.push(a.append.into());
@@ -275,6 +281,7 @@ mod tests {
             append: "mode=tests expect_cpus=4",
             disk: Some(Path::new("/tmp/d,1/swap.img")),
             name: "forkswap-1-2",
+            qmp: Some(Path::new("/tmp/d,1/qmp.sock")),
             io_uring: true,
         };
         let s = display(Path::new("qemu-system-x86_64"), &args(&a));
@@ -283,7 +290,7 @@ mod tests {
             "qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel tcg,thread=multi \
              -cpu max -smp 4 -m 256 -nodefaults -no-user-config -display none -serial stdio \
              -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -name forkswap-1-2 \
-             -kernel /k -append 'mode=tests expect_cpus=4' \
+             -qmp unix:/tmp/d,,1/qmp.sock,server=on,wait=off -kernel /k -append 'mode=tests expect_cpus=4' \
              -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe,werror=report,rerror=report,aio=io_uring \
              -device virtio-blk-device,drive=swap"
         );
@@ -306,6 +313,7 @@ mod tests {
             append: "mode=probe",
             disk: Some(Path::new("/d")),
             name: "n",
+            qmp: None,
             io_uring: false,
         };
         let s = display(Path::new("q"), &args(&a));

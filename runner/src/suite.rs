@@ -84,6 +84,9 @@ pub enum Setup {
     MissingKernel,
     /// An extra `-M <machine>,forkswap-no-such-option=on` (QEMU refuses it).
     BadMachineOption,
+    /// An extra `-S`: QEMU never starts the guest (it stays paused, as
+    /// QEMU leaves a guest it stopped on an I/O error).
+    Paused,
 }
 
 /// One boot that must get one named verdict.
@@ -120,7 +123,7 @@ pub const MISSING_KERNEL: &str = "/nonexistent/forkswap-kernel";
 /// stress boot without its disk, and QEMU refusing to start. Each must get
 /// exactly its verdict, and the verdict block must show the last console
 /// lines (or say that nothing was printed) and QEMU's stderr.
-pub const CLASSIFY: [Classify; 13] = [
+pub const CLASSIFY: [Classify; 14] = [
     crash(
         "crash/panic",
         "mode=crash kind=panic",
@@ -199,6 +202,13 @@ pub const CLASSIFY: [Classify; 13] = [
         case: "classify/qemu-bad-option",
         append: "mode=probe",
         setup: Setup::BadMachineOption,
+        expect: Expect::Verdict(Verdict::QemuFailed),
+        timeout: CRASH_TIMEOUT,
+    },
+    Classify {
+        case: "classify/qemu-paused",
+        append: "mode=stress variant=swap-prealloc seed=0x1 duration_ms=200",
+        setup: Setup::Paused,
         expect: Expect::Verdict(Verdict::QemuFailed),
         timeout: CRASH_TIMEOUT,
     },
@@ -479,6 +489,7 @@ impl Suite<'_> {
                 spec.qemu_extra =
                     vec!["-M".into(), format!("{machine},forkswap-no-such-option=on")];
             }
+            Setup::Paused => spec.qemu_extra = vec!["-S".into()],
         }
         let (out, time) = self.run_spec(&spec, ktap);
         let shown = render::outcome(&out);
@@ -727,6 +738,7 @@ mod tests {
             "microvm/classify/disk-missing",
             "microvm/classify/qemu-missing-kernel",
             "microvm/classify/qemu-bad-option",
+            "microvm/classify/qemu-paused",
             "microvm/stress/baseline",
             "microvm/stress/swap-prealloc",
             "harness/100-boots",
@@ -736,7 +748,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2 + 4);
+        assert_eq!(names.len(), 1 + 4 * 5 + 14 + 2 + 4);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)
