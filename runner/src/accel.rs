@@ -5,6 +5,11 @@
 //! and where it works it runs this kernel's code far slower than TCG, so
 //! the probe is per (machine, CPUs) and its result is cached for the run.
 //!
+//! KVM boots use the first CPU model of [`crate::qemu::KVM_CPUS`] that QEMU
+//! accepts on this host ([`crate::boot::boot`] moves on when QEMU dies on
+//! one), so a host where only `-cpu max` fails still gets KVM; the choice
+//! line names the model.
+//!
 //! The probe is the boots of [`KVM_PROBES`], each of which must get its
 //! verdict: every CPU must check in (as in `mode=probe`) and the local APIC
 //! timer must tick on every CPU (a `mode=probe` boot passed under nested KVM
@@ -198,7 +203,7 @@ impl Chooser {
                     return r.clone();
                 }
                 let r = self.probe(machine, cpus);
-                eprintln!("accel: {} for {machine}/{cpus}cpu ({})", r.accel, r.why);
+                crate::note!("accel: {} for {machine}/{cpus}cpu ({})", r.accel, r.why);
                 self.cache.insert((machine, cpus), r.clone());
                 r
             }
@@ -234,7 +239,8 @@ impl Chooser {
                 return Resolved {
                     accel: Accel::Tcg,
                     why: format!(
-                        "KVM probe `{append}` got {} instead of {expected}: {}",
+                        "KVM probe `{append}` with -cpu {} got {} instead of {expected}: {}",
+                        boot::cpu_model(Accel::Kvm),
                         out.verdict(),
                         out.judgement.reason
                     ),
@@ -256,7 +262,10 @@ impl Chooser {
             }
         };
         let kvm = self.speed(machine, cpus, Accel::Kvm, kvm_speed_timeout(&tcg));
-        decide_speed(&tcg, kvm)
+        let mut r = decide_speed(&tcg, kvm);
+        r.why
+            .push_str(&format!("; KVM with -cpu {}", boot::cpu_model(Accel::Kvm)));
+        r
     }
 
     /// Boots [`SPEED_PROBE`] under `accel`; its faults/s, or what went wrong.

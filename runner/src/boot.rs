@@ -12,7 +12,7 @@ use std::io::{BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -183,16 +183,75 @@ static BOOTS: AtomicU64 = AtomicU64::new(0);
 
 /// Boots once and judges the result. `on_line` sees every console line as
 /// it arrives (on the calling thread).
+///
+/// Under KVM, a QEMU that dies on its CPU model before the guest printed
+/// anything ([`refused_cpu`]) is started again with the next model of
+/// [`qemu::KVM_CPUS`], which every later boot of this runner then uses; one
+/// line on stderr says which model was picked and why.
 pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutcome {
-    let io_uring = IO_URING.load(Ordering::Relaxed);
-    let out = boot_with(spec, on_line, io_uring);
-    if io_uring && refused_io_uring(&out) {
-        // This QEMU (or this host kernel) cannot do io_uring: do without it
-        // from now on, and boot again.
-        IO_URING.store(false, Ordering::Relaxed);
-        return boot_with(spec, on_line, false);
+    loop {
+        let io_uring = IO_URING.load(Ordering::Relaxed);
+        let model = KVM_CPU.load(Ordering::Relaxed);
+        let out = boot_with(spec, on_line, io_uring, model);
+        if io_uring && refused_io_uring(&out) {
+            // This QEMU (or this host kernel) cannot do io_uring: do without
+            // it from now on, and boot again.
+            IO_URING.store(false, Ordering::Relaxed);
+            continue;
+        }
+        if spec.accel == Accel::Kvm
+            && model + 1 < qemu::KVM_CPUS.len()
+            && let Some(why) = refused_cpu(&out)
+        {
+            // Another boot may have moved on already: then use its choice.
+            if KVM_CPU
+                .compare_exchange(model, model + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                crate::note!(
+                    "kvm: QEMU failed with -cpu {} ({why}); using -cpu {} from now on",
+                    qemu::KVM_CPUS[model],
+                    qemu::KVM_CPUS[model + 1]
+                );
+            }
+            continue;
+        }
+        return out;
     }
-    out
+}
+
+/// Index in [`qemu::KVM_CPUS`] of the CPU model KVM boots use.
+static KVM_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// The `-cpu` of boots under `accel` (for KVM: the model picked so far).
+pub fn cpu_model(accel: Accel) -> &'static str {
+    match accel {
+        Accel::Tcg => qemu::TCG_CPU,
+        Accel::Kvm => {
+            qemu::KVM_CPUS[KVM_CPU
+                .load(Ordering::Relaxed)
+                .min(qemu::KVM_CPUS.len() - 1)]
+        }
+    }
+}
+
+/// Why QEMU refused its CPU model: it died before the guest printed
+/// anything, aborting (SIGABRT: an assertion in its KVM code) or saying
+/// that it could not set a model-specific register.
+fn refused_cpu(out: &BootOutcome) -> Option<String> {
+    if out.console.lines > 0 {
+        return None;
+    }
+    let msr = out
+        .stderr_tail
+        .iter()
+        .find(|l| l.contains("MSR"))
+        .map(|l| l.trim().to_string());
+    match (&out.exit, msr) {
+        (Exit::Signal(6) | Exit::Status(1), Some(l)) => Some(l),
+        (Exit::Signal(6), None) => Some("QEMU aborted".into()),
+        _ => None,
+    }
 }
 
 /// Whether boots still ask QEMU for `aio=io_uring` (cleared the first time
@@ -210,6 +269,7 @@ fn boot_with(
     spec: &BootSpec,
     on_line: &mut dyn FnMut(&ConsoleLine),
     io_uring: bool,
+    kvm_cpu: usize,
 ) -> BootOutcome {
     let disk = match spec.disk_file {
         Some(_) => None,
@@ -223,6 +283,13 @@ fn boot_with(
     {
         return BootOutcome::infra(format!("the disk image {} does not exist", f.display()));
     }
+    // QMP lives next to the swap disk (removed with it); without a temp
+    // disk, or in a dir too deep for a socket path, the boot goes without.
+    let qmp = disk
+        .as_ref()
+        .and_then(|d| d.path().parent())
+        .map(|d| d.join(crate::qmp::SOCKET_NAME))
+        .filter(|p| p.as_os_str().len() <= crate::qmp::MAX_PATH);
     let name = format!(
         "{}{}",
         reaper::marker(),
@@ -231,6 +298,10 @@ fn boot_with(
     let args = qemu::args(&QemuArgs {
         machine: spec.machine,
         accel: spec.accel,
+        cpu: match spec.accel {
+            Accel::Tcg => qemu::TCG_CPU,
+            Accel::Kvm => qemu::KVM_CPUS[kvm_cpu.min(qemu::KVM_CPUS.len() - 1)],
+        },
         cpus: spec.cpus,
         mem_mib: spec.mem_mib,
         kernel: &spec.kernel,
@@ -240,6 +311,7 @@ fn boot_with(
             .as_deref()
             .or(disk.as_ref().map(SwapDisk::path)),
         name: &name,
+        qmp: qmp.as_deref(),
         io_uring,
     });
     let mut args = args;
@@ -308,7 +380,20 @@ fn boot_with(
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    // Did the runner end a guest that QEMU's accelerator had stopped?
+    // A silent guest at the timeout: did QEMU itself stop it (an I/O
+    // error, a paused VM)? Then it is no hang of the kernel.
+    if timed_out
+        && let Some(q) = &qmp
+        && let Ok(status) = crate::qmp::status(q)
+        && !status.running
+    {
+        st.stopped = Some((
+            format!("run state {} (QMP query-status)", status.status),
+            Instant::now(),
+        ));
+        timed_out = false;
+    }
+    // Did the runner end a guest that QEMU had stopped?
     let stopped = match (&st.exited, &st.stopped) {
         (None, Some((line, at))) => Some((line.clone(), *at)),
         _ => None,

@@ -20,7 +20,8 @@ use crate::qemu::{self, Accel, Machine};
     version,
     after_help = "Exit status: 0 success, 1 a failure was found (a boot or test failed; `stress` \
                   caught a failure or a hang), 2 bad usage, 3 harness error (QEMU missing and not \
-                  installable, kernel build failed, kernel panic in `stress`, ...), 130/143 \
+                  installable, kernel build failed, kernel panic in `stress`, ...), 4 `stress` \
+                  was inconclusive (clean, but the race window never opened), 130/143 \
                   interrupted by SIGINT/SIGTERM (`stress` and `compare` first write what finished), \
                   141 standard output closed (`... | head`). \
                   `compare` exits 0 when every boot ran: its findings are results.\n\
@@ -73,9 +74,10 @@ pub enum Command {
     /// CPU's last trace events and the command that runs the same seed again.
     ///
     /// Exit status: 0 clean, 1 a failure was found (oracle Failure or hang),
-    /// 2 bad usage, 3 harness error (QEMU failed, kernel panic, garbled
-    /// console, swap I/O error), 130/143 interrupted (the last counters
-    /// are printed and written to --json).
+    /// 2 bad usage, 3 harness error (QEMU failed or silent, kernel panic,
+    /// garbled console, swap disk full or failing), 4 inconclusive (clean,
+    /// but the race window never opened: 0 window hits), 130/143
+    /// interrupted (the last counters are printed and written to --json).
     #[command(after_help = variants_help())]
     Stress(StressArgs),
     /// Run the variant × boot matrix and compare the variants.
@@ -268,6 +270,13 @@ pub struct TestArgs {
     pub boot_only: bool,
 }
 
+/// `--events N`: a count of events, 0 for all.
+fn parse_events(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s} is not a number of events (0 or more; 0 shows all)"))
+}
+
 /// Where and what to stress: shared by `stress`, `compare` and `bench stress`.
 #[derive(Debug, Clone, Args)]
 pub struct StressBootArgs {
@@ -298,7 +307,8 @@ pub struct StressArgs {
     #[command(flatten)]
     pub boot: StressBootArgs,
     /// Show the last N events of a failure's interleaving (0: all of them).
-    #[arg(long, value_name = "N", default_value_t = 80)]
+    #[arg(long, value_name = "N", default_value_t = 80, allow_negative_numbers = true,
+          value_parser = parse_events)]
     pub events: usize,
     /// Also write the boot's result as JSON to this file (the per-boot
     /// record of `compare --json`).

@@ -1,6 +1,9 @@
-//! The swap disk of one boot: a sparse raw file in a fresh temp dir, made
-//! with `set_len` (no `qemu-img`), removed when the [`SwapDisk`] is dropped
-//! or when the runner is interrupted.
+//! The swap disk of one boot: a raw file in a fresh temp dir whose blocks
+//! are all allocated before the boot (`posix_fallocate`, no `qemu-img`), so
+//! that a full file system is an infrastructure error before QEMU starts —
+//! never a guest that QEMU stopped mid-run on ENOSPC, which would look like
+//! a hang of the variant. Removed when the [`SwapDisk`] is dropped or when
+//! the runner is interrupted.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ pub const DEFAULT_MIB: u64 = 64;
 /// The image's file name inside its temp dir.
 pub const IMAGE_NAME: &str = "swap.img";
 
-/// A sparse raw disk image that lives as long as this value.
+/// A raw disk image, every block allocated, that lives as long as this value.
 #[derive(Debug)]
 pub struct SwapDisk {
     path: PathBuf,
@@ -26,7 +29,9 @@ pub struct SwapDisk {
 }
 
 impl SwapDisk {
-    /// Creates a sparse disk of `bytes` bytes in a new temp dir. The first
+    /// Creates a disk of `bytes` bytes in a new temp dir with all its
+    /// blocks allocated: no space for them is an error naming the disk and
+    /// the OS's reason (e.g. `No space left on device`). The first
     /// disk a runner makes first sweeps the temp dir of the disks that
     /// runners killed without a word left there.
     pub fn create(bytes: u64) -> anyhow::Result<Self> {
@@ -43,10 +48,13 @@ impl SwapDisk {
         let path = dir.path().join(IMAGE_NAME);
         let file = File::create(&path)
             .with_context(|| format!("cannot create the swap disk {}", path.display()))?;
-        file.set_len(bytes).with_context(|| {
-            format!(
-                "cannot size the swap disk {} to {bytes} bytes",
-                path.display()
+        let len = i64::try_from(bytes).context("the swap disk is too large")?;
+        nix::fcntl::posix_fallocate(&file, 0, len).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot allocate the swap disk {} ({} MiB): {}",
+                path.display(),
+                bytes >> 20,
+                e.desc()
             )
         })?;
         Ok(SwapDisk {
@@ -68,13 +76,15 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
-    fn disk_is_sparse_and_removed_on_drop() {
+    fn disk_is_allocated_and_removed_on_drop() {
         let disk = SwapDisk::create(64 << 20).expect("disk");
         let meta = std::fs::metadata(disk.path()).expect("metadata");
         assert_eq!(meta.len(), 64 << 20);
+        // Every block is allocated up front: the guest's writes cannot run
+        // out of space mid-run.
         assert!(
-            meta.blocks() * 512 < 1 << 20,
-            "not sparse: {} blocks",
+            meta.blocks() * 512 >= 64 << 20,
+            "sparse: {} blocks",
             meta.blocks()
         );
         let dir = disk.path().parent().map(Path::to_path_buf).expect("dir");

@@ -2,7 +2,8 @@
 //!
 //! Exit statuses of `cargo xtask` (documented in the README):
 //! `0` success, `1` a failure was found (a boot or a test failed),
-//! `2` bad usage, `3` harness/infrastructure error. Errors are printed as one
+//! `2` bad usage, `3` harness/infrastructure error, `4` (`stress`) a clean
+//! run in which the race window never opened. Errors are printed as one
 //! line on stderr (`error: ...`); nothing in the runner panics on purpose.
 
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: the harness could not do its job (QEMU missing, build failed, ...).
 pub const EXIT_INFRA: u8 = 3;
+/// Exit status of `stress`: the run ended clean but the race window never
+/// opened (0 window hits), so it proves nothing about the variant.
+pub const EXIT_INCONCLUSIVE: u8 = 4;
 
 /// An error that stops a subcommand.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +47,7 @@ impl Error {
 
     /// Prints the error as one line on stderr and returns the exit status.
     pub fn report(&self) -> ExitCode {
-        eprintln!("error: {}", one_line(&self.to_string()));
+        crate::note!("error: {}", one_line(&self.to_string()));
         ExitCode::from(self.exit_code())
     }
 }

@@ -4,7 +4,8 @@
 //! finished boots, writes its JSON marked interrupted, exits 130 and leaves
 //! nothing behind either; one killed by SIGKILL (no handler runs) still
 //! takes its QEMU with it and keeps its checkpoint, and the next runner
-//! sweeps the swap disk it left.
+//! sweeps the swap disk it left. A full file system under the swap disk
+//! is an infrastructure error in `stress` and `compare`, never a hang.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -123,6 +124,129 @@ pub fn interrupted_compare(name: &str, s: &InterruptSetup, sig: Signal) -> CaseR
         details: String::new(),
         time: t.elapsed(),
     }
+}
+
+/// Size of the file system [`disk_full`] puts the swap disks on.
+pub const FULL_FS: &str = "size=1M";
+
+/// `stress` and `compare` (one short boot of the committed fix each) in a
+/// child runner whose `TMPDIR` is a 1 MiB tmpfs — too small for the swap
+/// disk — mounted in a private mount namespace (`unshare -m`; `-rm` when
+/// not root), so it disappears with the child. Both must exit 3 and call
+/// the boot infra, with a reason naming the disk and `No space left on
+/// device`; compare's row must count it as infra, not as a hang.
+pub fn disk_full(name: &str, s: &InterruptSetup) -> CaseResult {
+    let t = Instant::now();
+    let r = disk_full_check(s);
+    CaseResult {
+        name: name.into(),
+        ok: r.is_ok(),
+        message: r.unwrap_or_else(|e| e),
+        details: String::new(),
+        time: t.elapsed(),
+    }
+}
+
+fn disk_full_check(s: &InterruptSetup) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::Builder::new()
+        .prefix("forkswap-disk-full-check-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temp dir: {e}"))?;
+    let mnt = dir.path().join("full");
+    std::fs::create_dir(&mnt).map_err(|e| format!("cannot make {}: {e}", mnt.display()))?;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    // As root, this very binary through /proc (see interrupted_compare);
+    // an unprivileged user namespace may not exec that link.
+    let runner = if root {
+        PathBuf::from(format!("/proc/{}/exe", std::process::id()))
+    } else {
+        std::env::current_exe().map_err(|e| format!("which runner: {e}"))?
+    };
+    let run = |json: &Path, args: &[&str]| -> Result<(Option<i32>, String), String> {
+        let o = Command::new("unshare")
+            .arg(if root { "-m" } else { "-rm" })
+            .args([
+                "sh",
+                "-c",
+                "mount -t tmpfs -o \"$0\" forkswap-full \"$1\" || exit 99; shift; exec \"$@\"",
+                FULL_FS,
+            ])
+            .arg(&mnt)
+            .arg(&runner)
+            .arg("--kernel")
+            .arg(&s.kernel)
+            .args(args)
+            .args(["--seconds", "0.3", "--cpus", "1", "--accel", s.accel.name()])
+            .arg("--json")
+            .arg(json)
+            .env("TMPDIR", &mnt)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run unshare: {e}"))?;
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.code() == Some(99) {
+            return Err(format!(
+                "cannot mount a tmpfs in a private mount namespace (needs root or user namespaces): {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Ok((o.status.code(), out))
+    };
+    let read = |p: &Path| -> Result<serde_json::Value, String> {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| format!("no JSON {}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("bad JSON {}: {e}", p.display()))
+    };
+    let names_disk = |reason: &str| {
+        reason.contains("swap disk")
+            && reason.contains(&mnt.display().to_string())
+            && reason.contains("No space left on device")
+    };
+    let sj = dir.path().join("stress.json");
+    let (code, out) = run(
+        &sj,
+        &["stress", "--variant", "swap-prealloc", "--seed", "1"],
+    )?;
+    let v = read(&sj)?;
+    let reason = v["reason"].as_str().unwrap_or_default().to_string();
+    if code != Some(3) || v["outcome"] != "infra" || !names_disk(&reason) {
+        return Err(format!(
+            "stress: exit {code:?}, outcome {}, reason {reason:?} (want 3, infra, the disk and ENOSPC); stdout: {}",
+            v["outcome"],
+            crate::error::one_line(&out)
+        ));
+    }
+    let cj = dir.path().join("compare.json");
+    let (ccode, cout) = run(
+        &cj,
+        &[
+            "compare",
+            "--variants",
+            "swap-prealloc",
+            "--boots",
+            "1",
+            "--jobs",
+            "1",
+        ],
+    )?;
+    let c = read(&cj)?;
+    let row = &c["variants"][0];
+    let creason = c["boots"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if ccode != Some(3) || row["infra"] != 1 || row["hangs"] != 0 || !names_disk(&creason) {
+        return Err(format!(
+            "compare: exit {ccode:?}, infra {}, hangs {}, reason {creason:?} (want 3, 1, 0, the disk and ENOSPC); stdout: {}",
+            row["infra"],
+            row["hangs"],
+            crate::error::one_line(&cout)
+        ));
+    }
+    Ok(format!(
+        "TMPDIR on a {FULL_FS} tmpfs: stress exit 3 and compare exit 3 (infra 1, hangs 0): {reason}"
+    ))
 }
 
 fn interrupt_check(s: &InterruptSetup, sig: Signal) -> Result<String, String> {

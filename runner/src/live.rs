@@ -2,6 +2,7 @@
 //! records: elapsed time, forks, faults, swap-ins, window hits, and the
 //! wasted/discarded/leaked pages. On a terminal it is one line redrawn in
 //! place (`indicatif`); otherwise one plain line per second of run time.
+//! A closed or full stderr is ignored: the boot and its verdict go on.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -73,7 +74,7 @@ impl Live {
             let text = crate::render::console_line(l, false);
             match &self.bar {
                 Some(b) => b.println(text),
-                None => eprintln!("{text}"),
+                None => crate::note!("{text}"),
             }
         }
         let LineKind::Record(f) = &l.kind else {
@@ -95,7 +96,7 @@ impl Live {
                         {
                             self.printed_ms = Some(*ms);
                             if !self.echo {
-                                eprintln!("{text}");
+                                crate::note!("{text}");
                             }
                         }
                     }

@@ -24,6 +24,13 @@ pub struct Cell {
     pub seed: u64,
 }
 
+/// Most boots per variant a plan may have (`compare --boots`, and what
+/// `merge` accepts from a report).
+pub const MAX_BOOTS: u32 = 10_000;
+
+/// Most shards a plan may be split into.
+pub const MAX_SHARDS: u32 = 10_000;
+
 /// The plan: `boots` boots of every variant, boot-major.
 pub fn plan(variants: &[Variant], boots: u32, seed_base: u64) -> Vec<Cell> {
     (0..boots)
@@ -41,23 +48,47 @@ pub fn plan(variants: &[Variant], boots: u32, seed_base: u64) -> Vec<Cell> {
 /// holds the cells whose plan index is `index - 1` modulo `count`, so that
 /// the shards of a plan cover it exactly once and each covers every
 /// variant and seed range about equally.
+/// Only valid shards exist: one read from a file is checked like one
+/// given on the command line ([`Shard::new`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawShard")]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
 }
 
+/// A shard as read, before [`Shard::new`] checks it.
+#[derive(Deserialize)]
+struct RawShard {
+    index: u32,
+    count: u32,
+}
+
+impl TryFrom<RawShard> for Shard {
+    type Error = String;
+    fn try_from(r: RawShard) -> Result<Self, String> {
+        Shard::new(r.index, r.count)
+    }
+}
+
 impl Shard {
+    /// Shard `index` of `count`: 1 ≤ index ≤ count ≤ [`MAX_SHARDS`].
+    pub fn new(index: u32, count: u32) -> Result<Shard, String> {
+        if index == 0 || count == 0 || index > count || count > MAX_SHARDS {
+            return Err(format!(
+                "shard {index}/{count} is not a shard I/N with 1 <= I <= N <= {MAX_SHARDS}"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
     /// Parses `I/N` (1 ≤ I ≤ N ≤ 10000).
     pub fn parse(s: &str) -> Result<Shard, String> {
         let bad = || format!("'{s}' is not a shard I/N with 1 <= I <= N (e.g. 1/4)");
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let index: u32 = i.trim().parse().map_err(|_| bad())?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        if index == 0 || count == 0 || index > count || count > 10_000 {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
+        Shard::new(index, count).map_err(|_| bad())
     }
 
     /// Whether plan index `i` belongs to this shard.
@@ -237,6 +268,24 @@ mod tests {
             "{out:?}"
         );
         assert!(out[7..].iter().all(Option::is_none), "{out:?}");
+    }
+
+    #[test]
+    fn a_shard_read_from_a_file_is_checked() {
+        let read = |t: &str| serde_json::from_str::<Shard>(t);
+        assert_eq!(
+            read(r#"{"index": 2, "count": 3}"#).ok(),
+            Some(Shard { index: 2, count: 3 })
+        );
+        for bad in [
+            r#"{"index": 0, "count": 3}"#,
+            r#"{"index": 1, "count": 0}"#,
+            r#"{"index": 4, "count": 3}"#,
+            r#"{"index": 1, "count": 10001}"#,
+        ] {
+            let e = read(bad).expect_err(bad).to_string();
+            assert!(e.contains("is not a shard I/N"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -86,6 +86,42 @@ impl PlanKey {
     }
 }
 
+/// The plan fields of a report that `merge` uses, checked before any use
+/// (the shard is checked when it is read, see [`Shard`]): what `compare`
+/// itself accepts on its command line.
+fn check_plan(k: &PlanKey) -> Result<(), String> {
+    if !(1..=matrix::MAX_BOOTS).contains(&k.boots_per_variant) {
+        return Err(format!(
+            "boots_per_variant {} is not in 1..={}",
+            k.boots_per_variant,
+            matrix::MAX_BOOTS
+        ));
+    }
+    if k.variants.is_empty() {
+        return Err("the report names no variant".into());
+    }
+    if let Some(v) = k
+        .variants
+        .iter()
+        .enumerate()
+        .find(|(i, v)| k.variants[..*i].contains(v))
+        .map(|(_, v)| v)
+    {
+        return Err(format!("variant {v} is listed twice"));
+    }
+    if !(1..=crate::qemu::MAX_CPUS).contains(&k.cpus) {
+        return Err(format!(
+            "cpus {} is not in 1..={}",
+            k.cpus,
+            crate::qemu::MAX_CPUS
+        ));
+    }
+    if !(k.seconds.is_finite() && k.seconds > 0.0) {
+        return Err(format!("seconds {} is not > 0", k.seconds));
+    }
+    Ok(())
+}
+
 /// Merges shard reports (name, report) into the whole plan's report; the
 /// one-line reason when they are not the shards of one plan.
 pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<CompareReport, String> {
@@ -100,6 +136,7 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
                 r.schema
             ));
         }
+        check_plan(&PlanKey::of(r)).map_err(|e| format!("{name}: {e}"))?;
         if let Some(d) = PlanKey::of(r).difference(&key) {
             return Err(format!(
                 "{name} and {first_name} are not shards of one plan: {d}"
@@ -292,6 +329,42 @@ mod tests {
         // A full run merges into itself.
         let m = merge(&[("all.json".into(), whole.clone())], "merge".into()).expect("merges");
         assert_eq!((m.boots, m.variants), (whole.boots, whole.variants));
+    }
+
+    #[test]
+    fn fields_out_of_range_are_refused_before_use() {
+        let err =
+            |r: CompareReport| merge(&[("x.json".into(), r)], "m".into()).expect_err("refused");
+        let mut r = run(None);
+        r.boots_per_variant = u32::MAX;
+        let e = err(r);
+        assert!(
+            e.contains("x.json: boots_per_variant 4294967295 is not in 1..=10000"),
+            "{e}"
+        );
+        let mut r = run(None);
+        r.boots_per_variant = 0;
+        assert!(err(r).contains("boots_per_variant 0"));
+        let mut r = run(None);
+        r.variants.clear();
+        assert!(err(r).contains("names no variant"));
+        let mut r = run(None);
+        let again = r.variants[0].clone();
+        r.variants.push(again);
+        assert!(err(r).contains("listed twice"));
+        let mut r = run(None);
+        r.cpus = 0;
+        assert!(err(r).contains("cpus 0"));
+        let mut r = run(None);
+        r.seconds = -1.0;
+        assert!(err(r).contains("seconds -1"));
+        // A shard read from a file is checked when it is read.
+        let mut v = serde_json::to_value(run(Some(Shard { index: 1, count: 2 }))).expect("json");
+        for (index, count) in [(0, 2), (1, 0)] {
+            v["shard"] = serde_json::json!({"index": index, "count": count});
+            let e = serde_json::from_value::<CompareReport>(v.clone()).expect_err("bad shard");
+            assert!(e.to_string().contains("is not a shard"), "{e}");
+        }
     }
 
     #[test]

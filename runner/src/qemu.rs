@@ -106,11 +106,25 @@ impl fmt::Display for Accel {
     }
 }
 
+/// The CPU model under TCG.
+pub const TCG_CPU: &str = "max";
+
+/// The CPU models tried under KVM, in this order, until QEMU accepts one
+/// (see [`crate::boot::boot`]): `max` aborts on some hosts' KVM ("failed to
+/// set MSR 0x10a", IA32_ARCH_CAPABILITIES, an assertion in QEMU's kvm.c)
+/// where the same model without that MSR, or QEMU's default `qemu64`, boots.
+/// The kernel needs no CPUID feature beyond these: it runs its local APICs
+/// in x2APIC mode when CPUID offers it and in xAPIC mode otherwise, and
+/// uses no invariant TSC.
+pub const KVM_CPUS: [&str; 4] = ["max", "max,-arch-capabilities", "qemu64,+x2apic", "qemu64"];
+
 /// What goes on one QEMU command line.
 #[derive(Clone, Debug)]
 pub struct QemuArgs<'a> {
     pub machine: Machine,
     pub accel: Accel,
+    /// `-cpu`: [`TCG_CPU`], or one of [`KVM_CPUS`].
+    pub cpu: &'a str,
     pub cpus: u32,
     pub mem_mib: u32,
     pub kernel: &'a Path,
@@ -118,6 +132,8 @@ pub struct QemuArgs<'a> {
     pub disk: Option<&'a Path>,
     /// Guest name (`-name`), used to find leftovers.
     pub name: &'a str,
+    /// A QMP socket to create here (`-qmp`, see [`crate::qmp`]).
+    pub qmp: Option<&'a Path>,
     /// Open the disk with `aio=io_uring` (virtio-blk requests are ~5x
     /// faster under TCG on these machines; the boot engine falls back to
     /// QEMU's default when QEMU refuses it).
@@ -136,7 +152,7 @@ pub fn args(a: &QemuArgs) -> Vec<OsString> {
     push("-accel");
     push(a.accel.arg());
     push("-cpu");
-    push("max");
+    push(a.cpu);
     push("-smp");
     push(&a.cpus.to_string());
     push("-m");
@@ -156,7 +172,11 @@ pub fn args(a: &QemuArgs) -> Vec<OsString> {
         push(s);
     }
     push(a.name);
-    push("-kernel");
+    if let Some(q) = a.qmp {
+        v.push("-qmp".into());
+        v.push(crate::qmp::arg(q));
+    }
+    v.push("-kernel".into());
     v.push(a.kernel.into());
     v.push("-append".into());
     v.push(a.append.into());
@@ -164,7 +184,11 @@ pub fn args(a: &QemuArgs) -> Vec<OsString> {
         let mut drive = OsString::from("id=swap,file=");
         // QEMU's option syntax doubles commas inside values.
         drive.push(d.to_string_lossy().replace(',', ",,"));
-        drive.push(",format=raw,if=none,cache=unsafe");
+        // werror/rerror=report: an I/O error on the host reaches the guest
+        // as a failed request (the kernel then reports it) instead of
+        // QEMU's default for writes, which pauses the guest on ENOSPC
+        // without a word — a stopped guest that would look like a hang.
+        drive.push(",format=raw,if=none,cache=unsafe,werror=report,rerror=report");
         if a.io_uring {
             drive.push(",aio=io_uring");
         }
@@ -250,12 +274,14 @@ mod tests {
         let a = QemuArgs {
             machine: Machine::Microvm,
             accel: Accel::Tcg,
+            cpu: TCG_CPU,
             cpus: 4,
             mem_mib: 256,
             kernel: Path::new("/k"),
             append: "mode=tests expect_cpus=4",
             disk: Some(Path::new("/tmp/d,1/swap.img")),
             name: "forkswap-1-2",
+            qmp: Some(Path::new("/tmp/d,1/qmp.sock")),
             io_uring: true,
         };
         let s = display(Path::new("qemu-system-x86_64"), &args(&a));
@@ -264,15 +290,15 @@ mod tests {
             "qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel tcg,thread=multi \
              -cpu max -smp 4 -m 256 -nodefaults -no-user-config -display none -serial stdio \
              -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -name forkswap-1-2 \
-             -kernel /k -append 'mode=tests expect_cpus=4' \
-             -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe,aio=io_uring \
+             -qmp unix:/tmp/d,,1/qmp.sock,server=on,wait=off -kernel /k -append 'mode=tests expect_cpus=4' \
+             -drive id=swap,file=/tmp/d,,1/swap.img,format=raw,if=none,cache=unsafe,werror=report,rerror=report,aio=io_uring \
              -device virtio-blk-device,drive=swap"
         );
         let a = QemuArgs {
             io_uring: false,
             ..a
         };
-        assert!(display(Path::new("q"), &args(&a)).contains("cache=unsafe -device"));
+        assert!(display(Path::new("q"), &args(&a)).contains("rerror=report -device"));
     }
 
     #[test]
@@ -280,17 +306,19 @@ mod tests {
         let a = QemuArgs {
             machine: Machine::Q35,
             accel: Accel::Kvm,
+            cpu: KVM_CPUS[1],
             cpus: 2,
             mem_mib: 128,
             kernel: Path::new("/k"),
             append: "mode=probe",
             disk: Some(Path::new("/d")),
             name: "n",
+            qmp: None,
             io_uring: false,
         };
         let s = display(Path::new("q"), &args(&a));
         assert!(
-            s.contains("-M q35 -accel kvm -cpu max -smp 2 -m 128"),
+            s.contains("-M q35 -accel kvm -cpu max,-arch-capabilities -smp 2 -m 128"),
             "{s}"
         );
         assert!(s.ends_with("-device virtio-blk-pci,drive=swap"), "{s}");

@@ -133,13 +133,13 @@ pub fn install_signal_handler() -> anyhow::Result<()> {
         .spawn(move || {
             for sig in signals.forever() {
                 if let Some(first) = interrupted() {
-                    eprintln!("{}: exiting now", signal_name(sig));
+                    crate::note!("{}: exiting now", signal_name(sig));
                     std::process::exit(128 + first);
                 }
                 let report = REPORTING.lock().unwrap_or_else(|e| e.into_inner());
                 SIGNAL.store(sig, Ordering::SeqCst);
                 let (groups, dirs) = shut_down();
-                eprintln!(
+                crate::note!(
                     "interrupted by {}: killed {groups} QEMU process group(s), removed {dirs} temp dir(s)",
                     signal_name(sig)
                 );
@@ -151,7 +151,7 @@ pub fn install_signal_handler() -> anyhow::Result<()> {
                     .name("grace".into())
                     .spawn(move || {
                         std::thread::sleep(GRACE);
-                        eprintln!(
+                        crate::note!(
                             "the runner did not stop within {} s of {}: exiting",
                             GRACE.as_secs(),
                             signal_name(sig)
@@ -287,11 +287,15 @@ pub fn sweep_stale_dirs(tmp: &Path) -> usize {
         .count()
 }
 
-/// Whether `dir` holds nothing but (at most) a swap disk.
+/// Whether `dir` holds nothing but (at most) a swap disk and its QEMU's
+/// QMP socket.
 fn only_swap_disk(dir: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
     std::fs::read_dir(dir).is_ok_and(|d| {
         d.flatten().all(|e| {
-            e.file_name() == crate::disk::IMAGE_NAME && e.file_type().is_ok_and(|t| t.is_file())
+            let (name, t) = (e.file_name(), e.file_type());
+            (name == crate::disk::IMAGE_NAME && t.as_ref().is_ok_and(|t| t.is_file()))
+                || (name == crate::qmp::SOCKET_NAME && t.is_ok_and(|t| t.is_socket()))
         })
     })
 }
@@ -380,12 +384,20 @@ mod tests {
             d
         };
         let stale = mk(&format!("forkswap-{dead}-abc"), &[crate::disk::IMAGE_NAME]);
+        // A disk dir whose QEMU had its QMP socket there.
+        let with_qmp = mk(&format!("forkswap-{dead}-qmp"), &[crate::disk::IMAGE_NAME]);
+        let _listener =
+            std::os::unix::net::UnixListener::bind(with_qmp.join(crate::qmp::SOCKET_NAME))
+                .expect("socket");
+        // A plain file of that name is not QEMU's socket.
+        let fake_qmp = mk(&format!("forkswap-{dead}-jkl"), &[crate::qmp::SOCKET_NAME]);
         let empty = mk(&format!("forkswap-{dead}-def"), &[]);
         let live = mk(&format!("forkswap-{me}-abc"), &[crate::disk::IMAGE_NAME]);
         let other = mk(&format!("forkswap-{dead}-ghi"), &["notes.txt"]);
         let named = mk("forkswap-interrupt-check-xyz", &[]);
-        assert_eq!(sweep_stale_dirs(tmp.path()), 2);
-        assert!(!stale.exists() && !empty.exists());
+        assert_eq!(sweep_stale_dirs(tmp.path()), 3);
+        assert!(!stale.exists() && !empty.exists() && !with_qmp.exists());
+        assert!(fake_qmp.exists());
         assert!(live.exists(), "a live runner's disk was removed");
         assert!(
             other.exists(),

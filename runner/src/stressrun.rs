@@ -8,13 +8,18 @@
 //!   (repopulated, duplicate-page, stale-data, freed-mapped, conservation),
 //!   also when the kernel then failed to end the run before the timeout;
 //! - `hang`: the kernel's watchdog reported a `Hang` (or a `Failure` of kind
-//!   hang), or the runner's timeout expired (console busy or silent);
-//! - `clean`: `Done{pass}` with the final counters, Pass exit, clean console;
-//! - `infra`: everything else — QEMU failed, a kernel panic or CPU exception
-//!   (a kernel bug, not a finding about a variant), a garbled or cut console,
-//!   a `swap-io` failure (the disk failed, says the contract), a Fail without
-//!   a Failure record, or a Failure naming another variant or seed than the
-//!   one booted. An infra boot is never counted as clean.
+//!   hang), or the runner's timeout expired (console busy or silent) after
+//!   the kernel said Hello and started the run (Ready);
+//! - `clean`: `Done{pass}` with the final counters, Pass exit, clean console
+//!   (inconclusive — `stress` says INCONCLUSIVE and exits 4 — when the race
+//!   window never opened: 0 window hits);
+//! - `infra`: everything else — QEMU failed, a timeout before the run
+//!   started (QEMU printed nothing, or no Ready), a kernel panic or CPU
+//!   exception (a kernel bug, not a finding about a variant), a garbled or
+//!   cut console, a `swap-io` failure or a clean run whose swap writes all
+//!   failed (the disk failed), a Fail without a Failure record, or a
+//!   Failure naming another variant or seed than the one booted. An infra
+//!   boot is never counted as clean.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +31,7 @@ use stress::{FailureKind, Stats, Variant};
 use crate::accel::{AccelChoice, Chooser, Resolved};
 use crate::boot::{BootOutcome, BootSpec};
 use crate::cli::StressBootArgs;
-use crate::error::{EXIT_FAILURE, EXIT_INFRA, EXIT_OK};
+use crate::error::{EXIT_FAILURE, EXIT_INCONCLUSIVE, EXIT_INFRA, EXIT_OK};
 use crate::qemu::{Accel, Machine};
 use crate::seed;
 use crate::verdict::{Exit, Verdict};
@@ -268,7 +273,8 @@ pub struct BootResult {
     pub verdict: String,
     /// One line: why.
     pub reason: String,
-    /// `cargo xtask stress`'s exit status for this boot (0, 1 or 3).
+    /// `cargo xtask stress`'s exit status for this boot: 0 clean, 1 caught
+    /// or hang, 3 infra, 4 clean but inconclusive (0 window hits).
     pub exit_status: u8,
     /// QEMU's exit status (`None` when it was killed or did not start).
     pub qemu_status: Option<i32>,
@@ -315,7 +321,25 @@ impl BootResult {
                     && f.seed == spec.seed
                     && !matches!(f.kind, FailureKind::SwapIo | FailureKind::Hang)
             });
+        // A hang found by the runner's timeout is a finding only about a
+        // kernel that ran the workload: one that said Hello and started the
+        // stress run (Ready). Before that, nothing about the variant ran.
+        let never_ran = out.exit == Exit::TimedOut
+            && watchdog.is_none()
+            && !caught_then_stuck
+            && out.console.ready_at.is_none();
         let (outcome, hang) = match (verdict, failure_rec) {
+            (Verdict::Hang | Verdict::HangSilent, _) if never_ran => {
+                reason = not_started(out, spec.timeout());
+                (Outcome::Infra, None)
+            }
+            (Verdict::Pass, _) if stats.as_ref().is_some_and(writes_all_failed) => {
+                let st = stats.as_ref().map_or(0, |s| s.swapouts);
+                reason = format!(
+                    "the swap disk failed (an infrastructure error): all {st} swap writes failed (0 pages paged out)"
+                );
+                (Outcome::Infra, None)
+            }
             (Verdict::Hang | Verdict::HangSilent, Some(f)) if caught_then_stuck => {
                 reason = format!(
                     "{} (then the kernel did not end the run: {reason})",
@@ -407,7 +431,13 @@ impl BootResult {
             outcome,
             verdict: verdict.name().into(),
             reason: crate::error::one_line(&reason),
-            exit_status: outcome.exit_status(),
+            exit_status: if outcome == Outcome::Clean
+                && stats.as_ref().is_some_and(|s| s.window_hits == 0)
+            {
+                EXIT_INCONCLUSIVE
+            } else {
+                outcome.exit_status()
+            },
             qemu_status: match out.exit {
                 Exit::Status(s) => Some(s),
                 _ => None,
@@ -431,6 +461,32 @@ impl BootResult {
     /// Window hits of the boot (0 without counters).
     pub fn window_hits(&self) -> u64 {
         self.stats.as_ref().map_or(0, |s| s.window_hits)
+    }
+}
+
+/// Every swap write the kernel issued failed: the disk refused them (the
+/// kernel keeps the pages dirty and goes on, so the run looks clean).
+fn writes_all_failed(s: &Stats) -> bool {
+    s.swapouts > 0 && s.pageouts == 0
+}
+
+/// Why a boot that timed out before the stress run started is no hang of
+/// the variant.
+fn not_started(out: &BootOutcome, timeout: Duration) -> String {
+    let t = crate::verdict::secs(timeout);
+    if out.console.hello_at.is_none() {
+        let printed = if out.console.lines == 0 {
+            "printed nothing".to_string()
+        } else {
+            format!("printed {} line(s) but no Hello record", out.console.lines)
+        };
+        format!(
+            "QEMU {printed} until the runner's timeout ({t}): the kernel never started, so nothing about the variant ran"
+        )
+    } else {
+        format!(
+            "the kernel said Hello but never started the stress run (no Ready record) until the runner's timeout ({t})"
+        )
     }
 }
 
@@ -523,6 +579,12 @@ mod tests {
         );
         assert_eq!((r.outcome, r.exit_status), (Outcome::Clean, 0), "{r:?}");
         assert_eq!((r.window_hits(), r.run_ms), (7, Some(5000)));
+        // Clean, but the window never opened: inconclusive, exit 4.
+        let r = judge(
+            vec![hello(), ready(), done(true, 5000, Some(stats(0)))],
+            Exit::Status(33),
+        );
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Clean, 4), "{r:?}");
         assert_eq!((r.failure.clone(), r.hang.clone()), (None, None));
         assert_eq!((r.elapsed_ms, r.qemu_status), (5300, Some(33)));
         assert_eq!(r.replay, spec().replay());
@@ -652,6 +714,71 @@ mod tests {
             r.hang.map(|h| (h.by, h.ms)),
             Some((HangBy::SilentTimeout, 35_000))
         );
+    }
+
+    #[test]
+    fn a_timeout_before_the_run_started_is_infra_not_a_hang() {
+        // QEMU printed nothing (e.g. a QEMU that only sleeps, or a guest
+        // it stopped before the kernel ran).
+        let r = judge(vec![], Exit::TimedOut);
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Infra, 3), "{r:?}");
+        assert_eq!(r.verdict, "HangSilent");
+        assert!(r.reason.contains("printed nothing"), "{}", r.reason);
+        assert_eq!(r.hang, None);
+        // Hello, but the run never started.
+        let r = judge(vec![hello()], Exit::TimedOut);
+        assert_eq!(r.outcome, Outcome::Infra, "{r:?}");
+        assert!(r.reason.contains("no Ready record"), "{}", r.reason);
+        // The kernel's watchdog is the kernel's word, run started or not.
+        let hang = Record::Hang {
+            ms: 3100,
+            waits: vec![],
+            traces: vec![],
+        };
+        let r = judge(vec![hello(), hang], Exit::TimedOut);
+        assert_eq!(r.outcome, Outcome::Hang, "{r:?}");
+    }
+
+    #[test]
+    fn a_qemu_that_prints_nothing_until_the_timeout_is_infra() {
+        use std::os::unix::fs::PermissionsExt;
+        // A real process that only sleeps, through the boot engine.
+        let dir = tempfile::tempdir().expect("dir");
+        let qemu = dir.path().join("qemu-system-x86_64");
+        std::fs::write(&qemu, "#!/bin/sh\nexec sleep 300\n").expect("script");
+        std::fs::set_permissions(&qemu, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut b = spec().boot_spec(qemu.clone(), qemu);
+        b.timeout = Duration::from_millis(800);
+        b.disk_bytes = None;
+        let out = crate::boot::boot(&b, &mut |_| {});
+        let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(1));
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Infra, 3), "{r:?}");
+        assert!(r.reason.contains("printed nothing"), "{}", r.reason);
+    }
+
+    #[test]
+    fn a_clean_run_whose_swap_writes_all_failed_is_infra() {
+        let failed = Stats {
+            swapouts: 40,
+            pageouts: 0,
+            ..stats(0)
+        };
+        let r = judge(
+            vec![hello(), ready(), done(true, 5000, Some(failed))],
+            Exit::Status(33),
+        );
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Infra, 3), "{r:?}");
+        assert!(r.reason.contains("swap writes failed"), "{}", r.reason);
+        let fine = Stats {
+            swapouts: 40,
+            pageouts: 300,
+            ..stats(2)
+        };
+        let r = judge(
+            vec![hello(), ready(), done(true, 5000, Some(fine))],
+            Exit::Status(33),
+        );
+        assert_eq!(r.outcome, Outcome::Clean, "{r:?}");
     }
 
     #[test]

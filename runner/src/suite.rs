@@ -84,6 +84,9 @@ pub enum Setup {
     MissingKernel,
     /// An extra `-M <machine>,forkswap-no-such-option=on` (QEMU refuses it).
     BadMachineOption,
+    /// An extra `-S`: QEMU never starts the guest (it stays paused, as
+    /// QEMU leaves a guest it stopped on an I/O error).
+    Paused,
 }
 
 /// One boot that must get one named verdict.
@@ -120,7 +123,7 @@ pub const MISSING_KERNEL: &str = "/nonexistent/forkswap-kernel";
 /// stress boot without its disk, and QEMU refusing to start. Each must get
 /// exactly its verdict, and the verdict block must show the last console
 /// lines (or say that nothing was printed) and QEMU's stderr.
-pub const CLASSIFY: [Classify; 13] = [
+pub const CLASSIFY: [Classify; 14] = [
     crash(
         "crash/panic",
         "mode=crash kind=panic",
@@ -199,6 +202,13 @@ pub const CLASSIFY: [Classify; 13] = [
         case: "classify/qemu-bad-option",
         append: "mode=probe",
         setup: Setup::BadMachineOption,
+        expect: Expect::Verdict(Verdict::QemuFailed),
+        timeout: CRASH_TIMEOUT,
+    },
+    Classify {
+        case: "classify/qemu-paused",
+        append: "mode=stress variant=swap-prealloc seed=0x1 duration_ms=200",
+        setup: Setup::Paused,
         expect: Expect::Verdict(Verdict::QemuFailed),
         timeout: CRASH_TIMEOUT,
     },
@@ -299,6 +309,8 @@ pub enum Item {
     /// nothing behind; one killed by SIGKILL (`kill`) takes its QEMU with
     /// it and keeps its checkpoint.
     InterruptCompare { machine: Machine, kill: bool },
+    /// `stress` and `compare` with the swap disk on a full file system.
+    DiskFull { machine: Machine },
 }
 
 /// Name of the hundred-boots case.
@@ -307,6 +319,8 @@ pub const HUNDRED_CASE: &str = "harness/100-boots";
 pub const INTERRUPT_CASE: &str = "harness/interrupt-compare";
 /// Name of the SIGKILLed-compare case.
 pub const KILL_CASE: &str = "harness/sigkill-compare";
+/// Name of the full-file-system case.
+pub const DISK_FULL_CASE: &str = "harness/disk-full";
 
 impl Item {
     /// The names of the cases this boot produces.
@@ -326,6 +340,7 @@ impl Item {
             Item::HundredBoots { .. } => vec![HUNDRED_CASE.into()],
             Item::InterruptCompare { kill: false, .. } => vec![INTERRUPT_CASE.into()],
             Item::InterruptCompare { kill: true, .. } => vec![KILL_CASE.into()],
+            Item::DiskFull { .. } => vec![DISK_FULL_CASE.into()],
         }
     }
 }
@@ -369,6 +384,9 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
             kill,
         });
     }
+    items.push(Item::DiskFull {
+        machine: crash_machine,
+    });
     items
 }
 
@@ -449,6 +467,15 @@ impl Suite<'_> {
                 };
                 ktap.case(harness::interrupted_compare(name, &setup, sig));
             }
+            Item::DiskFull { machine } => {
+                let setup = harness::InterruptSetup {
+                    runner: "/proc/self/exe".into(),
+                    kernel: self.kernel.clone(),
+                    accel: self.chooser.resolve(self.accel, *machine, 1).accel,
+                };
+                ktap.diag("stress and compare with TMPDIR on a 1 MiB tmpfs");
+                ktap.case(harness::disk_full(DISK_FULL_CASE, &setup));
+            }
         }
     }
 
@@ -462,6 +489,7 @@ impl Suite<'_> {
                 spec.qemu_extra =
                     vec!["-M".into(), format!("{machine},forkswap-no-such-option=on")];
             }
+            Setup::Paused => spec.qemu_extra = vec!["-S".into()],
         }
         let (out, time) = self.run_spec(&spec, ktap);
         let shown = render::outcome(&out);
@@ -710,15 +738,17 @@ mod tests {
             "microvm/classify/disk-missing",
             "microvm/classify/qemu-missing-kernel",
             "microvm/classify/qemu-bad-option",
+            "microvm/classify/qemu-paused",
             "microvm/stress/baseline",
             "microvm/stress/swap-prealloc",
             "harness/100-boots",
             "harness/interrupt-compare",
             "harness/sigkill-compare",
+            "harness/disk-full",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 13 + 2 + 3);
+        assert_eq!(names.len(), 1 + 4 * 5 + 14 + 2 + 4);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)

@@ -47,8 +47,10 @@ pub enum Verdict {
     /// QEMU exited without a Done record: cut mid-line, killed by a signal,
     /// an unknown status, or the Pass status with records but no Done.
     Crashed,
-    /// QEMU could not start, exited 1 with an error on stderr, or its
-    /// accelerator stopped the guest (`KVM internal error`).
+    /// QEMU could not start, exited 1 with an error on stderr, or it
+    /// stopped the guest: its accelerator failed (`KVM internal error`), or
+    /// QMP says at the timeout that the guest does not run (`io-error`,
+    /// `paused`, `prelaunch`, ...).
     QemuFailed,
     /// The harness could not run the boot (build failed, no disk space, ...).
     Infra,
@@ -136,8 +138,9 @@ pub enum Exit {
     TimedOut,
     /// It could not be started: why.
     SpawnFailed(String),
-    /// QEMU said that the accelerator stopped the guest (e.g. `KVM internal
-    /// error`) and was killed: that stderr line.
+    /// QEMU stopped the guest and was killed: its stderr line saying so
+    /// (e.g. `KVM internal error`), or the run state QMP reported at the
+    /// timeout.
     GuestStopped(String),
 }
 
@@ -182,7 +185,8 @@ pub fn quiet_window(timeout: Duration) -> Duration {
 /// 3. A Panic record → `DiskMissing` when its message says the disk is
 ///    missing ([`disk_missing`]), `Exception` when it names a CPU exception,
 ///    else `Panic`.
-/// 4. QEMU's accelerator stopped the guest → `QemuFailed`.
+/// 4. QEMU stopped the guest (its accelerator failed, or QMP said at the
+///    timeout that the guest did not run) → `QemuFailed`.
 /// 5. A garbled line or a protocol violation → `Garbled`.
 /// 6. A Hang record (the kernel's watchdog) → `Hang`.
 /// 7. Timeout → `Hang` if the console was busy during the quiet window,
@@ -230,10 +234,7 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
     if let Exit::GuestStopped(line) = end.exit {
         return Judgement::new(
             QemuFailed,
-            format!(
-                "QEMU's accelerator stopped the guest {}: {line}",
-                progress(c)
-            ),
+            format!("QEMU stopped the guest {}: {line}", progress(c)),
         );
     }
     if let Some(g) = c.garbled.first() {

@@ -201,3 +201,44 @@ fn qemu_refusing_io_uring_boots_again_without_it() {
     assert_eq!(*out.verdict(), Verdict::Pass, "{:?}", out.judgement);
     assert!(!out.command.contains("io_uring"), "{}", out.command);
 }
+
+#[test]
+fn kvm_that_aborts_on_cpu_max_boots_with_the_next_cpu_model() {
+    // Dies like this host's QEMU under `-accel kvm -cpu max` (and `host`),
+    // boots with any other model.
+    let body = format!(
+        "if [[ \"$*\" == *'-cpu max '* ]]; then\n\
+         echo 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69' >&2\n\
+         echo \"qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed.\" >&2\n\
+         kill -ABRT $$\nfi\n{}",
+        probe_body()
+    );
+    let f = Fake::new(&body);
+    let mut s = spec(&f.script, Duration::from_secs(10));
+    s.accel = runner::qemu::Accel::Kvm;
+    let out = boot(&s, &mut |_| {});
+    assert_eq!(*out.verdict(), Verdict::Pass, "{:?}", out.judgement);
+    assert!(
+        out.command
+            .contains("-accel kvm -cpu max,-arch-capabilities "),
+        "{}",
+        out.command
+    );
+    // Every later KVM boot uses that model at once; TCG keeps `max`.
+    assert_eq!(
+        runner::boot::cpu_model(runner::qemu::Accel::Kvm),
+        "max,-arch-capabilities"
+    );
+    assert_eq!(runner::boot::cpu_model(runner::qemu::Accel::Tcg), "max");
+    // A QEMU that fails for another reason is not retried with other models.
+    let f = Fake::new("echo 'qemu: could not load kernel' >&2; exit 1");
+    let mut s = spec(&f.script, Duration::from_secs(10));
+    s.accel = runner::qemu::Accel::Kvm;
+    let out = boot(&s, &mut |_| {});
+    assert_eq!(*out.verdict(), Verdict::QemuFailed, "{:?}", out.judgement);
+    assert_eq!(
+        runner::boot::cpu_model(runner::qemu::Accel::Kvm),
+        "max,-arch-capabilities"
+    );
+    assert!(f.leftovers().is_empty());
+}

@@ -273,8 +273,12 @@ fn stress_exit_statuses_clean_and_harness_error() {
         ],
     );
     let (out, _) = text(&o);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(out.contains("proves nothing"), "{out}");
+    // Clean, but the window never opened: INCONCLUSIVE, exit 4.
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert!(
+        out.contains("verdict: INCONCLUSIVE") && out.contains("proves nothing"),
+        "{out}"
+    );
     let o = run(
         &f,
         &[
@@ -345,6 +349,10 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     assert_usage(&["stress", "--cpus", "-2"], "--cpus");
     assert_usage(&["stress", "--seconds", "abc"], "not a number");
     assert_usage(&["stress", "--seed", "0xzz"], "not a seed");
+    assert_usage_line(
+        &["stress", "--events", "-1"],
+        "error: invalid value '-1' for '--events <N>': -1 is not a number of events (0 or more; 0 shows all) (see `cargo xtask --help`)",
+    );
     assert_usage(&["stress", "--json", &under_file], "--json");
     assert_usage(&["stress", "--trace-svg", &under_file], "--trace-svg");
     assert_usage(&["compare", "--trace-dir", &under_file], "--trace-dir");
@@ -655,6 +663,39 @@ fn shards_merge_into_exactly_the_single_run() {
         );
         assert!(!p("bad.json").exists());
     }
+    // Hostile fields: refused with one line and exit 2, never a panic or
+    // a plan of billions of boots.
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("s1.json")).expect("s1")).expect("json");
+    for (field, value, needle) in [
+        (
+            "shard",
+            serde_json::json!({"index": 0, "count": 3}),
+            "shard 0/3 is not a shard",
+        ),
+        (
+            "shard",
+            serde_json::json!({"index": 1, "count": 0}),
+            "shard 1/0 is not a shard",
+        ),
+        (
+            "boots_per_variant",
+            serde_json::json!(4_000_000_000u32),
+            "boots_per_variant 4000000000",
+        ),
+    ] {
+        let mut bad = good.clone();
+        bad[field] = value;
+        std::fs::write(p("hostile.json"), bad.to_string()).expect("write");
+        let o = runner()
+            .args(["merge", &s("hostile.json"), "--json", &s("bad.json")])
+            .output()
+            .expect("runs");
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(2), "{field}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
     assert_usage(&["compare", "--shard", "4/3"], "--shard");
     assert_usage(&["compare", "--shard", "0/3"], "--shard");
     assert!(f.leftovers().is_empty());
@@ -839,6 +880,11 @@ fn infrastructure_errors_exit_3_on_one_line() {
             "the kernel image /nope does not exist",
         ),
         (
+            vec!["--kernel", "/tmp", "stress"],
+            None,
+            "--kernel /tmp: is a directory, not a kernel image",
+        ),
+        (
             vec!["--kernel", &kernel, "stress", "--accel", "tcg"],
             Some("/nonexistent/qemu-system-x86_64"),
             "FORKSWAP_QEMU=/nonexistent/qemu-system-x86_64: no such executable",
@@ -926,5 +972,112 @@ fn a_matrix_killed_by_sigkill_keeps_its_checkpoint() {
     assert_eq!(v["planned"], 4);
     assert_eq!(v["boots"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["variants"][1]["window_hits"], 2);
+    assert!(f.leftovers().is_empty());
+}
+
+fn read_json(p: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("written")).expect("json")
+}
+
+/// Runs `args` with stdout and stderr as given; its exit code.
+fn run_with(f: &Fake, args: &[&str], stdout: std::process::Stdio, close_err: bool) -> Option<i32> {
+    let mut child = with_fake(f)
+        .args(args)
+        .stdout(stdout)
+        .stderr(if close_err {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .spawn()
+        .expect("spawn");
+    // A closed stderr pipe: the reader is gone before the runner writes.
+    drop(child.stderr.take());
+    child.wait().expect("wait").code()
+}
+
+#[test]
+fn a_full_or_closed_terminal_never_loses_the_results() {
+    use std::process::Stdio;
+    let f = fake(&[
+        (Variant::SwapPrealloc, 1, Ending::Clean(3)),
+        (Variant::SwapPrealloc, 2, Ending::Caught),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let full = || Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let json = dir.path().join("s.json");
+    let j = json.to_string_lossy().into_owned();
+    let stress = [
+        "stress",
+        "--variant",
+        "swap-prealloc",
+        "--seed",
+        "2",
+        "--seconds",
+        "1",
+        "--accel",
+        "tcg",
+        "--json",
+        &j,
+    ];
+    // stdout on a full device: no panic; the JSON holds the verdict; exit 3
+    // with one line on stderr.
+    let o = with_fake(&f)
+        .args(stress)
+        .stdout(full())
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("error: cannot write the report to standard output: No space left on device"),
+        "{err}"
+    );
+    assert_eq!(read_json(&json)["outcome"], "caught");
+    // A closed stderr pipe (the live status line): the verdict's own status.
+    std::fs::remove_file(&json).expect("rm");
+    assert_eq!(run_with(&f, &stress, Stdio::null(), true), Some(1));
+    assert_eq!(read_json(&json)["outcome"], "caught");
+    // compare: the final report, not a checkpoint, whatever stdout does.
+    let cj = dir.path().join("c.json");
+    let c = cj.to_string_lossy().into_owned();
+    let compare = [
+        "compare",
+        "--variants",
+        "swap-prealloc",
+        "--boots",
+        "2",
+        "--seconds",
+        "1",
+        "--accel",
+        "tcg",
+        "--jobs",
+        "1",
+        "--json",
+        &c,
+    ];
+    let whole = |code: Option<i32>, want: i32, what: &str| {
+        assert_eq!(code, Some(want), "{what}");
+        let v = report_json(&cj);
+        assert_eq!(v["interrupted"], false, "{what}: {v}");
+        assert_eq!(v["boots"].as_array().map(Vec::len), Some(2), "{what}");
+        std::fs::remove_file(&cj).expect("rm");
+    };
+    whole(run_with(&f, &compare, full(), false), 3, "> /dev/full");
+    whole(
+        run_with(&f, &compare, Stdio::null(), true),
+        0,
+        "closed stderr",
+    );
+    // A closed stdout (`| head` gone): 141, as SIGPIPE would, after the JSON.
+    let mut child = with_fake(&f)
+        .args(compare)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    whole(child.wait().expect("wait").code(), 141, "closed stdout");
     assert!(f.leftovers().is_empty());
 }

@@ -100,6 +100,13 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
                 ),
                 _ => (String::new(), false),
             };
+            // Which CPU model the boots ran with (KVM may have needed
+            // another than `max`, see boot::boot).
+            let note = match (note.is_empty(), ok) {
+                (_, 0) => note,
+                (true, _) => format!("-cpu {}", boot::cpu_model(accel)),
+                (false, _) => format!("-cpu {}; {note}", boot::cpu_model(accel)),
+            };
             rows.push(Row {
                 machine,
                 accel,
@@ -132,16 +139,17 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
             crate::console::preview(&r.note),
         ]);
     }
-    println!("mode=probe, {} CPU(s), {} boot(s) per row", a.cpus, a.boots);
-    println!("{t}");
+    let printed = crate::out::stdout(&format!(
+        "mode=probe, {} CPU(s), {} boot(s) per row\n{t}\n",
+        a.cpus, a.boots
+    ));
     // A failure: boots failed on an accelerator that works, or nothing booted.
-    Ok(
-        if rows.iter().any(|r| r.broken) || rows.iter().all(|r| r.ok == 0) {
-            EXIT_FAILURE
-        } else {
-            EXIT_OK
-        },
-    )
+    let code = if rows.iter().any(|r| r.broken) || rows.iter().all(|r| r.ok == 0) {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    };
+    Ok(crate::out::exit_status(printed, code))
 }
 
 #[cfg(test)]

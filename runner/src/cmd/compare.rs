@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     let resolved = resolve_accel(b, &kernel, &qemu);
     let threads = jobs * b.cpus as usize;
     if threads > host.max(b.cpus as usize) {
-        eprintln!(
+        crate::note!(
             "warning: {jobs} QEMUs × {} vCPUs = {threads} vCPU threads on {host} host CPUs: the vCPUs \
              take turns instead of racing, so fewer windows open and fewer failures are caught \
              (compare faults/s with a smaller --jobs)",
@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         None => plan.iter().copied().enumerate().collect(),
     };
     let last_seed = a.seed_base.wrapping_add(u64::from(a.boots - 1));
-    eprintln!(
+    crate::note!(
         "compare: {} variant(s) × {} boot(s) = {} boots{} of {} s on {}/{}cpu/{}, {} at once; seeds {}..={} (--seed-base {})",
         variants.len(),
         a.boots,
@@ -148,7 +148,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             {
                 let (json, svg) = crate::tracefiles::in_dir(d, c.variant, c.seed);
                 if let Err(e) = f.write(Some(&json), Some(&svg)) {
-                    eprintln!("warning: trace files of {}: {e:#}", json.display());
+                    crate::note!("warning: trace files of {}: {e:#}", json.display());
                 }
             }
             Some(BootResult::from_outcome(&spec, &out, t.elapsed()))
@@ -159,7 +159,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             if tty {
                 bar.println(line);
             } else {
-                eprintln!("{line}");
+                crate::note!("{line}");
             }
             bar.inc(1);
             so_far[i] = Some(r.clone());
@@ -197,16 +197,17 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     );
     let (summaries, results) = (&rep.variants, &rep.boots);
 
+    let mut text = String::new();
     if let Some(sig) = signal {
-        println!(
-            "INTERRUPTED by {}: {} of {} boots finished; the table covers those",
+        text.push_str(&format!(
+            "INTERRUPTED by {}: {} of {} boots finished; the table covers those\n",
             reaper::signal_name(sig),
             results.len(),
             total
-        );
+        ));
     }
-    println!(
-        "{} boots of {} s per variant on {}/{}cpu/{} ({}), seeds {}..={}{}; {} at once, {:.1} s wall",
+    text.push_str(&format!(
+        "{} boots of {} s per variant on {}/{}cpu/{} ({}), seeds {}..={}{}; {} at once, {:.1} s wall\n",
         a.boots,
         secs_arg(b.seconds),
         b.machine,
@@ -218,20 +219,23 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         shard.map_or(String::new(), |s| format!(", shard {s}")),
         jobs,
         wall.as_secs_f64()
-    );
-    println!("{}", table(summaries));
-    print!("{}", notes(summaries, results));
+    ));
+    text.push_str(&format!("{}\n", table(summaries)));
+    text.push_str(&notes(summaries, results));
 
+    // The files first: whatever happens to the terminal (full, closed by
+    // `| head`), the results the user asked to keep are written.
+    let mut written = Vec::new();
     if let Some(p) = &a.json {
         if let Some(e) = checkpoint_error {
-            eprintln!("warning: a checkpoint of {} failed: {e:#}", p.display());
+            crate::note!("warning: a checkpoint of {} failed: {e:#}", p.display());
         }
         json::write_atomic(p, &rep)?;
-        eprintln!("JSON written to {}", p.display());
+        written.push(format!("JSON written to {}", p.display()));
     }
     if let Some(p) = &a.plot {
         crate::plot::write(p, variants, results, b.seconds.as_secs_f64() * 1e3)?;
-        eprintln!("plot written to {}", p.display());
+        written.push(format!("plot written to {}", p.display()));
     }
     if let Some(p) = &a.junit {
         let mut cases = junit_cases(results);
@@ -239,16 +243,21 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             cases.push(interrupted_case(sig, results.len(), total, &not_run));
         }
         report::write_junit(p, &cases)?;
-        eprintln!("JUnit XML written to {}", p.display());
+        written.push(format!("JUnit XML written to {}", p.display()));
+    }
+    let printed = crate::out::stdout(&text);
+    for w in written {
+        crate::note!("{w}");
     }
     if let Some(code) = reaper::interrupt_exit_code() {
-        return Ok(code);
+        return Ok(crate::out::exit_status(printed, code));
     }
-    Ok(if results.iter().any(|r| r.outcome == Outcome::Infra) {
+    let code = if results.iter().any(|r| r.outcome == Outcome::Infra) {
         EXIT_INFRA
     } else {
         EXIT_OK
-    })
+    };
+    Ok(crate::out::exit_status(printed, code))
 }
 
 /// The JUnit case of an interrupted matrix: failed, naming what did not run.

@@ -17,15 +17,16 @@ pub fn run(_ctx: &Ctx, a: &MergeArgs) -> Result<u8> {
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let merged = crate::merge::merge(&inputs, command).map_err(Error::usage)?;
-    println!(
-        "merged {} shard report(s): {} boots of {} variant(s)",
+    json::write_atomic(&a.json, &merged)?;
+    let text = format!(
+        "merged {} shard report(s): {} boots of {} variant(s)\n{}\n{}",
         inputs.len(),
         merged.boots.len(),
-        merged.variants.len()
+        merged.variants.len(),
+        super::compare::table(&merged.variants),
+        super::compare::notes(&merged.variants, &merged.boots)
     );
-    println!("{}", super::compare::table(&merged.variants));
-    print!("{}", super::compare::notes(&merged.variants, &merged.boots));
-    json::write_atomic(&a.json, &merged)?;
-    eprintln!("JSON written to {}", a.json.display());
-    Ok(EXIT_OK)
+    let printed = crate::out::stdout(&text);
+    crate::note!("JSON written to {}", a.json.display());
+    Ok(crate::out::exit_status(printed, EXIT_OK))
 }

@@ -31,6 +31,11 @@ impl Ctx {
     pub fn kernel(&self) -> Result<PathBuf> {
         match &self.kernel {
             Some(k) if k.is_file() => Ok(k.clone()),
+            Some(k) if k.is_dir() => Err(anyhow::anyhow!(
+                "--kernel {}: is a directory, not a kernel image (e.g. target/x86_64-unknown-none/release/forkswap-kernel)",
+                k.display()
+            )
+            .into()),
             Some(k) => {
                 Err(anyhow::anyhow!("the kernel image {} does not exist", k.display()).into())
             }

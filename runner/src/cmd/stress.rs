@@ -3,7 +3,8 @@
 //! to act on it: kind, seed, CPU, time to detection, detail, the
 //! interleaving, and the command that runs the same seed again.
 //!
-//! Exit status: 0 clean, 1 caught or hang, 2 bad usage, 3 infrastructure
+//! Exit status: 0 clean, 1 caught or hang, 2 bad usage, 3 infrastructure,
+//! 4 inconclusive (clean, but the race window never opened)
 //! (see [`crate::stressrun`] for the classification).
 
 use std::fmt::Write as _;
@@ -16,10 +17,11 @@ use stress::proto::Record;
 use super::Ctx;
 use crate::boot::{self, BootOutcome};
 use crate::cli::StressArgs;
-use crate::error::Result;
+use crate::error::{EXIT_INCONCLUSIVE, Result};
 use crate::finding::{self, Style};
 use crate::json;
 use crate::live::Live;
+use crate::out;
 use crate::reaper;
 use crate::render;
 use crate::seed;
@@ -40,7 +42,7 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     let qemu = ctx.qemu()?;
     let accel = resolve_accel(&a.boot, &kernel, &qemu).accel;
     let spec = StressSpec::from_args(&a.boot, a.variant, seed, accel, ctx.kernel.clone());
-    eprintln!(
+    crate::note!(
         "stress: variant {} seed {}{} on {} for {} s (timeout {} s)",
         spec.variant,
         seed::show(seed),
@@ -62,28 +64,33 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     }
     let result = BootResult::from_outcome(&spec, &out, t.elapsed());
     if ctx.verbose {
-        eprintln!("command: {}", out.command);
+        crate::note!("command: {}", out.command);
     }
     let style = Style {
         bold: std::io::stdout().is_terminal(),
         last: a.events,
     };
-    print!("{}", report(&spec, &out, &result, style));
+    // The files first: whatever happens to the terminal, the result is kept.
+    let mut text = report(&spec, &out, &result, style);
     if a.trace_out.is_some() || a.trace_svg.is_some() {
         match crate::tracefiles::Finding::of(&out) {
             Some(f) => {
                 for line in f.write(a.trace_out.as_deref(), a.trace_svg.as_deref())? {
-                    println!("{line}");
+                    text.push_str(&line);
+                    text.push('\n');
                 }
             }
-            None => eprintln!("no failure or hang: no trace files written"),
+            None => crate::note!("no failure or hang: no trace files written"),
         }
     }
     if let Some(p) = &a.json {
         json::write_atomic(p, &result)?;
-        eprintln!("result written to {}", p.display());
     }
-    Ok(result.exit_status)
+    let printed = out::stdout(&text);
+    if let Some(p) = &a.json {
+        crate::note!("result written to {}", p.display());
+    }
+    Ok(out::exit_status(printed, result.exit_status))
 }
 
 /// SIGINT/SIGTERM killed the boot: say how far it got, write the
@@ -97,20 +104,21 @@ fn interrupted(
 ) -> Result<u8> {
     let (stats, run_ms) = crate::stressrun::last_stats(out);
     let name = reaper::signal_name(sig);
-    println!(
-        "INTERRUPTED by {name} after {:.1} s: no verdict for {} seed {}",
+    let mut text = format!(
+        "INTERRUPTED by {name} after {:.1} s: no verdict for {} seed {}\n",
         elapsed.as_secs_f64(),
         spec.variant,
         seed::show(spec.seed)
     );
     if let Some(st) = &stats {
-        println!(
+        let _ = writeln!(
+            text,
             "  last counters (at {} ms): {}",
             run_ms.unwrap_or_default(),
             counters(st)
         );
     }
-    println!("replay:\n  {}", spec.replay());
+    let _ = writeln!(text, "replay:\n  {}", spec.replay());
     if let Some(p) = json_path {
         let doc = json::StressInterrupted {
             schema: json::SCHEMA,
@@ -128,9 +136,12 @@ fn interrupted(
             replay: spec.replay(),
         };
         json::write_atomic(p, &doc)?;
-        eprintln!("interrupted run written to {}", p.display());
     }
-    Ok((128 + sig) as u8)
+    let printed = out::stdout(&text);
+    if let Some(p) = json_path {
+        crate::note!("interrupted run written to {}", p.display());
+    }
+    Ok(out::exit_status(printed, (128 + sig) as u8))
 }
 
 /// The counters a developer looks at first.
@@ -201,23 +212,29 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 );
             }
         }
+        Outcome::Clean if r.window_hits() == 0 => {
+            let _ = writeln!(
+                s,
+                "verdict: INCONCLUSIVE — {label}: no oracle fired in {run}, but the race window never opened (0 window hits): this run proves nothing about the variant"
+            );
+            if let Some(st) = &r.stats {
+                let _ = writeln!(s, "  counters: {}", counters(st));
+            }
+            let _ = writeln!(
+                s,
+                "  (too few forks meeting swap-ins: try fewer --cpus, more --seconds, or another --seed)"
+            );
+        }
         Outcome::Clean => {
             let _ = writeln!(s, "verdict: CLEAN — {label}: no oracle fired in {run}");
             if let Some(st) = &r.stats {
                 let _ = writeln!(s, "  counters: {}", counters(st));
             }
-            if r.window_hits() == 0 {
-                let _ = writeln!(
-                    s,
-                    "  WARNING: the race window never opened (0 window hits): this clean run proves nothing"
-                );
-            } else {
-                let _ = writeln!(
-                    s,
-                    "  the race window opened {} times (a split met a busy page while a read-behind swap-in was in flight)",
-                    r.window_hits()
-                );
-            }
+            let _ = writeln!(
+                s,
+                "  the race window opened {} times (a split met a busy page while a read-behind swap-in was in flight)",
+                r.window_hits()
+            );
         }
         Outcome::Hang => {
             let _ = writeln!(s, "verdict: HANG — {label}");
@@ -279,6 +296,7 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
         "exit status {} ({})",
         r.exit_status,
         match r.outcome {
+            Outcome::Clean if r.exit_status == EXIT_INCONCLUSIVE => "inconclusive",
             Outcome::Clean => "clean",
             Outcome::Caught => "failure found",
             Outcome::Hang => "hang found",
@@ -336,15 +354,25 @@ mod tests {
     }
 
     #[test]
-    fn clean_report_warns_when_the_window_never_opened() {
+    fn a_run_where_the_window_never_opened_is_inconclusive() {
         let out = outcome(
             vec![hello(), ready(), done(true, 5000, Some(stats(0)))],
             Exit::Status(33),
         );
         let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(6));
         let text = report(&spec(), &out, &r, Style::default());
-        assert!(text.contains("verdict: CLEAN"), "{text}");
+        assert!(text.contains("verdict: INCONCLUSIVE"), "{text}");
+        assert!(!text.contains("CLEAN"), "{text}");
         assert!(text.contains("proves nothing"), "{text}");
-        assert!(text.contains("exit status 0"), "{text}");
+        assert!(text.contains("exit status 4 (inconclusive)"), "{text}");
+        let out = outcome(
+            vec![hello(), ready(), done(true, 5000, Some(stats(2)))],
+            Exit::Status(33),
+        );
+        let r = BootResult::from_outcome(&spec(), &out, Duration::from_secs(6));
+        let text = report(&spec(), &out, &r, Style::default());
+        assert!(text.contains("verdict: CLEAN"), "{text}");
+        assert!(text.contains("opened 2 times"), "{text}");
+        assert!(text.contains("exit status 0 (clean)"), "{text}");
     }
 }
