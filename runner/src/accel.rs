@@ -19,7 +19,7 @@
 //! apart from an emulator failure). A probe boot takes ~0.1 s on microvm,
 //! whether it passes or QEMU reports the stopped guest.
 //!
-//! When they pass, the speed probe ([`SPEED_PROBE`], a 300 ms stress run)
+//! When they pass, the speed probe ([`speed_probe`], a 300 ms stress run)
 //! boots under TCG and then under KVM, and KVM is used only if its faults/s
 //! are at least TCG's. The KVM run gets a few times TCG's wall time; if it
 //! does not finish by then it is slower. One line on stderr gives the
@@ -29,6 +29,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use stress::ScenarioId;
+use stress::proto::StressRequest;
 
 use crate::boot::{self, BootSpec};
 use crate::qemu::{Accel, Machine};
@@ -73,7 +76,9 @@ pub const KVM_PROBES: [(&str, Verdict, &str); 2] = [
 ];
 
 /// The speed probe: a short stress run whose faults/s compare KVM with TCG.
-pub const SPEED_PROBE: &str = "mode=stress variant=swap-prealloc seed=0x1 duration_ms=300";
+pub fn speed_probe() -> StressRequest {
+    StressRequest::new(ScenarioId::DEFAULT.bench_variant(), 1, 300)
+}
 /// Timeout of the TCG speed probe.
 pub const SPEED_TIMEOUT_TCG: Duration = Duration::from_secs(30);
 
@@ -268,7 +273,7 @@ impl Chooser {
         r
     }
 
-    /// Boots [`SPEED_PROBE`] under `accel`; its faults/s, or what went wrong.
+    /// Boots [`speed_probe`] under `accel`; its faults/s, or what went wrong.
     fn speed(
         &self,
         machine: Machine,
@@ -277,7 +282,7 @@ impl Chooser {
         timeout: Duration,
     ) -> Result<Speed, String> {
         let spec = BootSpec {
-            append: SPEED_PROBE.into(),
+            append: speed_probe().to_string(),
             timeout,
             ..probe_spec(machine, cpus, accel, self.kernel.clone(), self.qemu.clone())
         };

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use stress::Variant;
+use stress::{ScenarioId, Variant};
 
 use crate::accel::AccelChoice;
+use crate::error::{Error, Result};
 use crate::qemu::{self, Accel, Machine};
 
 /// forkswap's host tool: builds the forkswap kernel, boots it under QEMU,
@@ -113,6 +114,11 @@ pub enum Command {
     /// Exit status: 0 every input kept every property, 1 one did not (the
     /// smallest failing input is printed).
     Fuzz(FuzzArgs),
+    /// List every scenario: its references, window, oracles and variants
+    /// (name, summary, the sites each touches).
+    ///
+    /// Exit status: 0.
+    Scenarios,
     /// Merge the JSON reports of `compare --shard I/N` runs into one.
     ///
     /// The reports must be the shards of one plan (same variants, boots,
@@ -147,44 +153,58 @@ pub struct FuzzArgs {
     pub seed: u64,
 }
 
-/// The variants and what each changes, for `--help`.
+/// The scenarios and their variants, for `--help`.
 pub fn variants_help() -> String {
-    let mut s = String::from("Variants:\n");
-    for v in Variant::ALL {
-        s.push_str(&format!("  {:<22}{}\n", v.name(), v.summary()));
+    let mut s = String::from("Scenarios (--scenario) and their variants (--variant):\n");
+    for sc in ScenarioId::all() {
+        let def = if sc == ScenarioId::DEFAULT {
+            " [default]"
+        } else {
+            ""
+        };
+        s.push_str(&format!("  {}{def}: {}\n", sc.name(), sc.get().title));
+        for v in sc.variants() {
+            s.push_str(&format!("    {:<22}{}\n", v.name(), v.summary()));
+        }
     }
     s
 }
 
-/// Parses a variant name (the error lists the valid ones).
-pub fn parse_variant(s: &str) -> Result<Variant, String> {
-    s.parse::<Variant>().map_err(|e| e.to_string())
+/// Parses a scenario name (the error lists the valid ones).
+pub fn parse_scenario(s: &str) -> Result<ScenarioId, String> {
+    s.parse::<ScenarioId>().map_err(|e| e.to_string())
 }
 
-/// Parses `all` or a comma-separated list of variants (duplicates dropped).
-pub fn parse_variants(s: &str) -> Result<VariantList, String> {
+/// The variant `name` of `scenario` (None: its default), or a usage error
+/// naming the valid ones.
+pub fn variant_of(scenario: ScenarioId, name: Option<&str>, default: Variant) -> Result<Variant> {
+    match name {
+        None => Ok(default),
+        Some(n) => scenario.variant_or_err(n.trim()).map_err(Error::usage),
+    }
+}
+
+/// Parses `all` or a comma-separated list of `scenario`'s variants
+/// (duplicates dropped); the error names the valid ones.
+pub fn parse_variants(scenario: ScenarioId, s: &str) -> Result<Vec<Variant>> {
     if s.trim() == "all" {
-        return Ok(VariantList(Variant::ALL.to_vec()));
+        return Ok(scenario.variants().collect());
     }
     let mut out = Vec::new();
     for name in s.split(',').map(str::trim) {
         if name.is_empty() {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "empty variant name in '{s}' (valid: all, {})",
-                Variant::valid_names()
-            ));
+                scenario.valid_names()
+            )));
         }
-        let v = parse_variant(name)?;
+        let v = scenario.variant_or_err(name).map_err(Error::usage)?;
         if !out.contains(&v) {
             out.push(v);
         }
     }
-    Ok(VariantList(out))
+    Ok(out)
 }
-
-/// A list of variants (`--variants`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VariantList(pub Vec<Variant>);
 
 /// Parses the stress duration in seconds: more than 0 (at least 1 ms), at most a day.
 pub fn parse_stress_secs(s: &str) -> Result<Duration, String> {
@@ -298,9 +318,13 @@ pub struct StressBootArgs {
 
 #[derive(Debug, Args)]
 pub struct StressArgs {
-    /// Patch variant (see the list below).
-    #[arg(long, value_name = "V", default_value = "baseline", value_parser = parse_variant)]
-    pub variant: Variant,
+    /// The race (see the list below).
+    #[arg(long, value_name = "S", default_value = "d15293", value_parser = parse_scenario)]
+    pub scenario: ScenarioId,
+    /// Patch variant of the scenario (see the list below) [default: the
+    /// scenario's unpatched code, `baseline` for d15293].
+    #[arg(long, value_name = "V")]
+    pub variant: Option<String>,
     /// Workload seed, decimal or 0x-hex [default: random, printed].
     #[arg(long, value_name = "X", value_parser = crate::seed::parse)]
     pub seed: Option<u64>,
@@ -323,11 +347,43 @@ pub struct StressArgs {
     pub trace_svg: Option<PathBuf>,
 }
 
+impl StressArgs {
+    /// The variant to boot (checked against the scenario).
+    pub fn variant(&self) -> Result<Variant> {
+        variant_of(
+            self.scenario,
+            self.variant.as_deref(),
+            self.scenario.default_variant(),
+        )
+    }
+}
+
+impl BenchStressArgs {
+    /// The variant to boot (checked against the scenario).
+    pub fn variant(&self) -> Result<Variant> {
+        variant_of(
+            self.scenario,
+            self.variant.as_deref(),
+            self.scenario.bench_variant(),
+        )
+    }
+}
+
+impl CompareArgs {
+    /// The variants to compare (checked against the scenario).
+    pub fn variants(&self) -> Result<Vec<Variant>> {
+        parse_variants(self.scenario, &self.variants)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Variants to compare: `all` or a comma-separated list.
-    #[arg(long, value_name = "all|V,V", default_value = "all", value_parser = parse_variants)]
-    pub variants: VariantList,
+    /// The race whose variants are compared.
+    #[arg(long, value_name = "S", default_value = "d15293", value_parser = parse_scenario)]
+    pub scenario: ScenarioId,
+    /// Variants to compare: `all` or a comma-separated list of the scenario's.
+    #[arg(long, value_name = "all|V,V", default_value = "all")]
+    pub variants: String,
     /// Boots per variant (1 to 10000).
     #[arg(long, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -388,9 +444,13 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub struct BenchStressArgs {
-    /// Patch variant of the stress boot.
-    #[arg(long, value_name = "V", default_value = "swap-prealloc", value_parser = parse_variant)]
-    pub variant: Variant,
+    /// The race of the stress boot.
+    #[arg(long, value_name = "S", default_value = "d15293", value_parser = parse_scenario)]
+    pub scenario: ScenarioId,
+    /// Patch variant of the stress boot [default: the scenario's committed
+    /// fix, `swap-prealloc` for d15293].
+    #[arg(long, value_name = "V")]
+    pub variant: Option<String>,
     /// Workload seed, decimal or 0x-hex.
     #[arg(long, value_name = "X", default_value = "1", value_parser = crate::seed::parse)]
     pub seed: u64,

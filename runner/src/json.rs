@@ -17,8 +17,9 @@ use crate::seed;
 use crate::stressrun::BootResult;
 use crate::summary::VariantSummary;
 
-/// Version of the report layout (2: kernel hash, shard, interruption).
-pub const SCHEMA: u32 = 2;
+/// Version of the report layout (2: kernel hash, shard, interruption;
+/// 3: the scenario of the report and of every boot).
+pub const SCHEMA: u32 = 3;
 
 /// What `compare --json` writes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,9 @@ pub struct CompareReport {
     pub schema: u32,
     /// The command that made it.
     pub command: String,
+    /// The race whose variants were compared (absent before schema 3: d15293).
+    #[serde(default)]
+    pub scenario: stress::ScenarioId,
     pub machine: Machine,
     pub accel: Accel,
     /// Why that accelerator.
@@ -76,6 +80,9 @@ pub struct StressInterrupted {
     pub interrupted: bool,
     /// `SIGINT` or `SIGTERM`.
     pub signal: String,
+    /// The race (absent before schema 3: d15293).
+    #[serde(default)]
+    pub scenario: stress::ScenarioId,
     pub variant: stress::Variant,
     #[serde(with = "seed::serde_hex")]
     pub seed: u64,
@@ -177,11 +184,12 @@ mod tests {
     use crate::stressrun::{FailureInfo, HangBy, HangInfo, Outcome};
     use crate::summary::summarize;
     use crate::testkit::result;
+    use stress::FailureKind;
     use stress::proto::CpuWait;
-    use stress::{FailureKind, Variant};
+    use stress::scenarios::d15293;
 
     fn report() -> CompareReport {
-        let mut caught = result(Variant::Baseline, Outcome::Caught, 2);
+        let mut caught = result(d15293::BASELINE, Outcome::Caught, 2);
         caught.seed = u64::MAX;
         caught.failure = Some(FailureInfo {
             kind: FailureKind::Repopulated,
@@ -189,7 +197,7 @@ mod tests {
             ms: 812,
             detail: "pindex 3 \"moved\" twice".into(),
         });
-        let mut hang = result(Variant::SplitPipwait, Outcome::Hang, 0);
+        let mut hang = result(d15293::SPLIT_PIPWAIT, Outcome::Hang, 0);
         hang.hang = Some(HangInfo {
             ms: 3000,
             waits: vec![CpuWait {
@@ -201,13 +209,14 @@ mod tests {
         });
         let boots = vec![
             caught,
-            result(Variant::SwapPrealloc, Outcome::Clean, 4),
-            result(Variant::SwapPrealloc, Outcome::Infra, 0),
+            result(d15293::SWAP_PREALLOC, Outcome::Clean, 4),
+            result(d15293::SWAP_PREALLOC, Outcome::Infra, 0),
             hang,
         ];
         CompareReport {
             schema: SCHEMA,
             command: "cargo xtask compare".into(),
+            scenario: stress::ScenarioId::DEFAULT,
             machine: Machine::Microvm,
             accel: Accel::Tcg,
             accel_why: "--accel tcg".into(),
@@ -218,9 +227,9 @@ mod tests {
             jobs: 2,
             wall_ms: 12_345,
             variants: [
-                Variant::Baseline,
-                Variant::SwapPrealloc,
-                Variant::SplitPipwait,
+                d15293::BASELINE,
+                d15293::SWAP_PREALLOC,
+                d15293::SPLIT_PIPWAIT,
             ]
             .iter()
             .map(|v| summarize(*v, &boots))

@@ -164,6 +164,11 @@ where
 
 #[cfg(test)]
 mod tests {
+    use stress::scenarios::d15293;
+
+    fn all() -> Vec<Variant> {
+        stress::ScenarioId::DEFAULT.variants().collect()
+    }
     use super::*;
     use std::collections::HashSet;
     use std::sync::Mutex;
@@ -171,29 +176,29 @@ mod tests {
 
     #[test]
     fn plan_is_boot_major_with_shared_seeds() {
-        let p = plan(&[Variant::Baseline, Variant::SwapPrealloc], 3, 10);
+        let p = plan(&[d15293::BASELINE, d15293::SWAP_PREALLOC], 3, 10);
         assert_eq!(p.len(), 6);
         assert_eq!(
             p.iter().map(|c| (c.variant, c.seed)).collect::<Vec<_>>(),
             vec![
-                (Variant::Baseline, 10),
-                (Variant::SwapPrealloc, 10),
-                (Variant::Baseline, 11),
-                (Variant::SwapPrealloc, 11),
-                (Variant::Baseline, 12),
-                (Variant::SwapPrealloc, 12),
+                (d15293::BASELINE, 10),
+                (d15293::SWAP_PREALLOC, 10),
+                (d15293::BASELINE, 11),
+                (d15293::SWAP_PREALLOC, 11),
+                (d15293::BASELINE, 12),
+                (d15293::SWAP_PREALLOC, 12),
             ]
         );
         assert_eq!(p[5].boot, 2);
-        assert_eq!(plan(&[Variant::Baseline], 2, u64::MAX)[1].seed, 0);
-        assert!(plan(&Variant::ALL, 0, 1).is_empty());
+        assert_eq!(plan(&[d15293::BASELINE], 2, u64::MAX)[1].seed, 0);
+        assert!(plan(&all(), 0, 1).is_empty());
     }
 
     /// A fake boot that takes a little time and records how many run at once.
     #[test]
     fn never_more_than_jobs_at_once_and_results_in_plan_order() {
         for jobs in [1, 3, 8] {
-            let cells = plan(&Variant::ALL, 4, 1);
+            let cells = plan(&all(), 4, 1);
             let running = AtomicUsize::new(0);
             let peak = AtomicUsize::new(0);
             let started = Mutex::new(Vec::new());
@@ -290,7 +295,7 @@ mod tests {
 
     #[test]
     fn shards_cover_the_plan_once() {
-        let p = plan(&Variant::ALL, 5, 1);
+        let p = plan(&all(), 5, 1);
         for count in 1..=7u32 {
             let mut all: Vec<usize> = (1..=count)
                 .flat_map(|index| Shard { index, count }.select(&p))

@@ -221,6 +221,7 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
     Ok(CompareReport {
         schema: SCHEMA,
         command,
+        scenario: first.scenario,
         machine: first.machine,
         accel: first.accel,
         accel_why: first.accel_why.clone(),
@@ -248,12 +249,13 @@ mod tests {
     use crate::stressrun::{FailureInfo, Outcome};
     use crate::testkit::result;
     use stress::FailureKind;
+    use stress::scenarios::d15293;
 
-    const VARIANTS: [Variant; 3] = [Variant::Baseline, Variant::SwapClip, Variant::SwapPrealloc];
+    const VARIANTS: [Variant; 3] = [d15293::BASELINE, d15293::SWAP_CLIP, d15293::SWAP_PREALLOC];
 
     /// A fake boot: what happens depends only on (variant, seed).
     fn fake_boot(c: &matrix::Cell) -> BootResult {
-        let h = c.seed.wrapping_mul(31) ^ c.variant as u64;
+        let h = c.seed.wrapping_mul(31) ^ u64::from(c.variant.index());
         let outcome = [
             Outcome::Caught,
             Outcome::Clean,
@@ -285,6 +287,7 @@ mod tests {
         CompareReport {
             schema: SCHEMA,
             command: "cargo xtask compare".into(),
+            scenario: stress::ScenarioId::DEFAULT,
             machine: Machine::Microvm,
             accel: Accel::Tcg,
             accel_why: "--accel tcg".into(),

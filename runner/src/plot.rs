@@ -97,7 +97,8 @@ fn draw(
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "forkswap compare: time to first failure per variant ({} boots, {:.1} s each)",
+                "forkswap compare {}: time to first failure per variant ({} boots, {:.1} s each)",
+                variants.first().map_or("", |v| v.scenario().name),
                 boots.len(),
                 duration_ms / 1e3
             ),
@@ -208,11 +209,12 @@ mod tests {
     use crate::stressrun::{FailureInfo, HangBy, HangInfo};
     use crate::testkit::result;
     use stress::FailureKind;
+    use stress::scenarios::d15293;
 
     fn boots() -> Vec<BootResult> {
         let mut v = Vec::new();
         for ms in [300, 900, 1200] {
-            let mut b = result(Variant::Baseline, Outcome::Caught, 1);
+            let mut b = result(d15293::BASELINE, Outcome::Caught, 1);
             b.failure = Some(FailureInfo {
                 kind: FailureKind::Repopulated,
                 cpu: 1,
@@ -221,24 +223,24 @@ mod tests {
             });
             v.push(b);
         }
-        v.push(result(Variant::SwapPrealloc, Outcome::Clean, 3));
-        let mut h = result(Variant::SplitPipwait, Outcome::Hang, 0);
+        v.push(result(d15293::SWAP_PREALLOC, Outcome::Clean, 3));
+        let mut h = result(d15293::SPLIT_PIPWAIT, Outcome::Hang, 0);
         h.hang = Some(HangInfo {
             ms: 99_000,
             waits: vec![],
             by: HangBy::Timeout,
         });
         v.push(h);
-        v.push(result(Variant::SplitPipwait, Outcome::Infra, 0));
+        v.push(result(d15293::SPLIT_PIPWAIT, Outcome::Infra, 0));
         v
     }
 
     #[test]
     fn marks_put_each_boot_where_it_belongs() {
         let vs = [
-            Variant::Baseline,
-            Variant::SwapPrealloc,
-            Variant::SplitPipwait,
+            d15293::BASELINE,
+            d15293::SWAP_PREALLOC,
+            d15293::SPLIT_PIPWAIT,
         ];
         let m = marks(&vs, &boots(), 5000.0);
         assert_eq!(m.len(), 6);
@@ -262,9 +264,9 @@ mod tests {
     #[test]
     fn svg_has_every_variant_and_mark() {
         let vs = [
-            Variant::Baseline,
-            Variant::SwapPrealloc,
-            Variant::SplitPipwait,
+            d15293::BASELINE,
+            d15293::SWAP_PREALLOC,
+            d15293::SPLIT_PIPWAIT,
         ];
         let s = svg(&vs, &boots(), 5000.0).expect("svg");
         assert!(s.starts_with("<svg"), "{}", &s[..80.min(s.len())]);
@@ -281,7 +283,7 @@ mod tests {
         // legend's hollow circle (no clean boot without window hits here).
         assert_eq!(s.matches("<circle").count(), 5, "{s}");
         let mut closed = boots();
-        closed.push(result(Variant::SwapPrealloc, Outcome::Clean, 0));
+        closed.push(result(d15293::SWAP_PREALLOC, Outcome::Clean, 0));
         let m = marks(&vs, &closed, 5000.0);
         assert_eq!(
             m.iter().filter(|m| m.no_window).count(),

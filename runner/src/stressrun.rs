@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use stress::proto::{CpuWait, Record};
-use stress::{FailureKind, Stats, Variant};
+use stress::proto::{CpuWait, Record, StressRequest};
+use stress::{FailureKind, ScenarioId, Stats, Variant};
 
 use crate::accel::{AccelChoice, Chooser, Resolved};
 use crate::boot::{BootOutcome, BootSpec};
@@ -102,14 +102,14 @@ impl StressSpec {
         (self.duration.as_secs_f64() * 1e3).round().max(1.0) as u64
     }
 
+    /// The request the kernel runs.
+    pub fn request(&self) -> StressRequest {
+        StressRequest::new(self.variant, self.seed, self.duration_ms())
+    }
+
     /// The kernel command line.
     pub fn append(&self) -> String {
-        format!(
-            "mode=stress variant={} seed={} duration_ms={}",
-            self.variant,
-            seed::show(self.seed),
-            self.duration_ms()
-        )
+        self.request().to_string()
     }
 
     /// The duration plus the margin of the accelerator.
@@ -145,8 +145,13 @@ impl StressSpec {
                 shell_word(&k.display().to_string())
             ));
         }
+        s.push_str(" stress");
+        let scenario = self.variant.scenario_id();
+        if scenario != ScenarioId::DEFAULT {
+            s.push_str(&format!(" --scenario {scenario}"));
+        }
         s.push_str(&format!(
-            " stress --variant {} --seed {} --cpus {} --seconds {} --machine {}",
+            " --variant {} --seed {} --cpus {} --seconds {} --machine {}",
             self.variant,
             seed::show(self.seed),
             self.cpus,
@@ -261,6 +266,9 @@ pub struct HangInfo {
 /// One boot's result: the per-boot record of the JSON reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BootResult {
+    /// The race (absent before schema 3: d15293).
+    #[serde(default)]
+    pub scenario: ScenarioId,
     pub variant: Variant,
     #[serde(with = "seed::serde_hex")]
     pub seed: u64,
@@ -422,6 +430,7 @@ impl BootResult {
             ) => (Outcome::Infra, None),
         };
         BootResult {
+            scenario: spec.variant.scenario_id(),
             variant: spec.variant,
             seed: spec.seed,
             cpus: spec.cpus,
@@ -514,6 +523,7 @@ pub fn last_stats(out: &BootOutcome) -> (Option<Stats>, Option<u64>) {
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use stress::scenarios::d15293;
 
     fn spec() -> StressSpec {
         stress_spec()
@@ -524,7 +534,7 @@ mod tests {
         let s = spec();
         assert_eq!(
             s.append(),
-            "mode=stress variant=baseline seed=0x2a duration_ms=5000"
+            "mode=stress scenario=d15293 variant=baseline seed=0x2a duration_ms=5000"
         );
         assert_eq!(s.timeout(), Duration::from_secs(35));
         let s = StressSpec {
@@ -543,7 +553,7 @@ mod tests {
             "cargo xtask stress --variant baseline --seed 0x2a --cpus 4 --seconds 5 --machine microvm"
         );
         let s = StressSpec {
-            variant: Variant::SwapClip,
+            variant: d15293::SWAP_CLIP,
             seed: u64::MAX,
             cpus: 2,
             duration: Duration::from_millis(2500),
@@ -603,7 +613,7 @@ mod tests {
                 hello(),
                 ready(),
                 progress(250, 2),
-                failure(Variant::Baseline, 0x2a, FailureKind::Repopulated),
+                failure(d15293::BASELINE, 0x2a, FailureKind::Repopulated),
                 done(false, 1300, Some(stats(3))),
             ],
             Exit::Status(35),
@@ -623,15 +633,15 @@ mod tests {
     fn failures_that_say_nothing_about_the_variant_are_infra() {
         for (rec, why) in [
             (
-                failure(Variant::SwapClip, 0x2a, FailureKind::Repopulated),
+                failure(d15293::SWAP_CLIP, 0x2a, FailureKind::Repopulated),
                 "names variant swap-clip",
             ),
             (
-                failure(Variant::Baseline, 0x2b, FailureKind::Repopulated),
+                failure(d15293::BASELINE, 0x2b, FailureKind::Repopulated),
                 "seed 0x2b",
             ),
             (
-                failure(Variant::Baseline, 0x2a, FailureKind::SwapIo),
+                failure(d15293::BASELINE, 0x2a, FailureKind::SwapIo),
                 "swap disk failed",
             ),
         ] {
@@ -684,7 +694,7 @@ mod tests {
             vec![
                 hello(),
                 ready(),
-                failure(Variant::Baseline, 0x2a, FailureKind::Hang),
+                failure(d15293::BASELINE, 0x2a, FailureKind::Hang),
                 done(false, 1, None),
             ],
             Exit::Status(35),
@@ -699,7 +709,7 @@ mod tests {
             vec![
                 hello(),
                 ready(),
-                failure(Variant::Baseline, 0x2a, FailureKind::StaleData),
+                failure(d15293::BASELINE, 0x2a, FailureKind::StaleData),
             ],
             Exit::TimedOut,
         );

@@ -23,6 +23,7 @@ use crate::render;
 use crate::report::{CaseResult, Ktap};
 use crate::stressrun::{BootResult, Outcome, StressSpec};
 use crate::verdict::Verdict;
+use stress::scenarios::{self, ScenarioId};
 use stress::{FailureKind, Variant};
 
 /// The kernel's boot tests, in its order (contract: `mode=tests`).
@@ -95,7 +96,7 @@ pub struct Classify {
     /// The case name after `<machine>/`, e.g. `crash/panic`.
     pub case: &'static str,
     /// The kernel command line.
-    pub append: &'static str,
+    pub append: Append,
     pub setup: Setup,
     pub expect: Expect,
     pub timeout: Duration,
@@ -109,7 +110,7 @@ const fn crash(
 ) -> Classify {
     Classify {
         case,
-        append,
+        append: Append::Words(append),
         setup: Setup::Normal,
         expect,
         timeout,
@@ -186,28 +187,28 @@ pub const CLASSIFY: [Classify; 14] = [
     ),
     Classify {
         case: "classify/disk-missing",
-        append: "mode=stress variant=swap-prealloc seed=0x1 duration_ms=200",
+        append: Append::SpeedProbe,
         setup: Setup::NoDisk,
         expect: Expect::Verdict(Verdict::DiskMissing),
         timeout: CRASH_TIMEOUT,
     },
     Classify {
         case: "classify/qemu-missing-kernel",
-        append: "mode=probe",
+        append: Append::Words("mode=probe"),
         setup: Setup::MissingKernel,
         expect: Expect::Verdict(Verdict::QemuFailed),
         timeout: CRASH_TIMEOUT,
     },
     Classify {
         case: "classify/qemu-bad-option",
-        append: "mode=probe",
+        append: Append::Words("mode=probe"),
         setup: Setup::BadMachineOption,
         expect: Expect::Verdict(Verdict::QemuFailed),
         timeout: CRASH_TIMEOUT,
     },
     Classify {
         case: "classify/qemu-paused",
-        append: "mode=stress variant=swap-prealloc seed=0x1 duration_ms=200",
+        append: Append::SpeedProbe,
         setup: Setup::Paused,
         expect: Expect::Verdict(Verdict::QemuFailed),
         timeout: CRASH_TIMEOUT,
@@ -233,6 +234,25 @@ pub fn evidence_missing(out: &BootOutcome, shown: &str) -> Option<String> {
     match out.stderr_tail.iter().rev().find(|l| !l.trim().is_empty()) {
         Some(l) if !shown.contains(l.as_str()) => Some(format!("QEMU's stderr line {l:?}")),
         _ => None,
+    }
+}
+
+/// A suite boot's kernel command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Append {
+    /// These words.
+    Words(&'static str),
+    /// The accelerator's speed probe request (`accel::speed_probe`).
+    SpeedProbe,
+}
+
+impl Append {
+    /// The command line.
+    pub fn line(self) -> String {
+        match self {
+            Append::Words(w) => w.into(),
+            Append::SpeedProbe => crate::accel::speed_probe().to_string(),
+        }
     }
 }
 
@@ -279,14 +299,27 @@ impl StressExpect {
     }
 }
 
-/// The suite's stress boots: the unfixed kernel must be caught, the fix clean.
-pub const STRESS: [(Variant, StressExpect); 2] = [
-    (
-        Variant::Baseline,
-        StressExpect::Caught(&[FailureKind::Repopulated, FailureKind::DuplicatePage]),
-    ),
-    (Variant::SwapPrealloc, StressExpect::CleanWithWindow),
-];
+impl From<scenarios::Expect> for StressExpect {
+    fn from(e: scenarios::Expect) -> Self {
+        match e {
+            scenarios::Expect::Caught(kinds) => StressExpect::Caught(kinds),
+            scenarios::Expect::CleanWithWindow => StressExpect::CleanWithWindow,
+        }
+    }
+}
+
+/// The suite's stress boots: every scenario's guards (for each, a variant
+/// that must be caught and one that must run clean with its window open).
+pub fn stress_guards() -> Vec<(Variant, StressExpect)> {
+    ScenarioId::all()
+        .flat_map(|s| {
+            s.get().guards.iter().filter_map(move |g| {
+                s.variant(g.variant)
+                    .map(|v| (v, StressExpect::from(g.expect)))
+            })
+        })
+        .collect()
+}
 
 /// One boot of the suite.
 #[derive(Clone, Debug)]
@@ -336,7 +369,10 @@ impl Item {
             Item::AccelAuto { .. } => vec!["accel/auto".into()],
             Item::Stress {
                 machine, variant, ..
-            } => vec![format!("{machine}/stress/{variant}")],
+            } => vec![format!(
+                "{machine}/stress/{}/{variant}",
+                variant.scenario().name
+            )],
             Item::HundredBoots { .. } => vec![HUNDRED_CASE.into()],
             Item::InterruptCompare { kill: false, .. } => vec![INTERRUPT_CASE.into()],
             Item::InterruptCompare { kill: true, .. } => vec![KILL_CASE.into()],
@@ -370,11 +406,15 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
         machine: crash_machine,
         c: *c,
     }));
-    items.extend(STRESS.iter().map(|(variant, expect)| Item::Stress {
-        machine: crash_machine,
-        variant: *variant,
-        expect: *expect,
-    }));
+    items.extend(
+        stress_guards()
+            .into_iter()
+            .map(|(variant, expect)| Item::Stress {
+                machine: crash_machine,
+                variant,
+                expect,
+            }),
+    );
     items.push(Item::HundredBoots {
         machine: crash_machine,
     });
@@ -480,7 +520,7 @@ impl Suite<'_> {
     }
 
     fn classify(&mut self, item: &Item, machine: Machine, c: &Classify, ktap: &mut Ktap) {
-        let mut spec = self.spec(machine, CRASH_CPUS, c.append, c.timeout);
+        let mut spec = self.spec(machine, CRASH_CPUS, &c.append.line(), c.timeout);
         match c.setup {
             Setup::Normal => {}
             Setup::NoDisk => spec.disk_bytes = None,
@@ -715,6 +755,7 @@ pub fn orphan_case() -> CaseResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stress::scenarios::d15293;
 
     #[test]
     fn default_plan_has_the_contract_boots() {
@@ -739,8 +780,8 @@ mod tests {
             "microvm/classify/qemu-missing-kernel",
             "microvm/classify/qemu-bad-option",
             "microvm/classify/qemu-paused",
-            "microvm/stress/baseline",
-            "microvm/stress/swap-prealloc",
+            "microvm/stress/d15293/baseline",
+            "microvm/stress/d15293/swap-prealloc",
             "harness/100-boots",
             "harness/interrupt-compare",
             "harness/sigkill-compare",
@@ -748,7 +789,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 14 + 2 + 4);
+        assert_eq!(names.len(), 1 + 4 * 5 + 14 + stress_guards().len() + 4);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)
@@ -792,7 +833,7 @@ mod tests {
         use crate::stressrun::FailureInfo;
         use crate::testkit::result;
         let caught = |kind| {
-            let mut r = result(Variant::Baseline, Outcome::Caught, 1);
+            let mut r = result(d15293::BASELINE, Outcome::Caught, 1);
             r.failure = Some(FailureInfo {
                 kind,
                 cpu: 0,
@@ -801,14 +842,16 @@ mod tests {
             });
             r
         };
-        let (base, fix) = (STRESS[0].1, STRESS[1].1);
+        let guards = stress_guards();
+        assert!(guards.len() >= 2 * ScenarioId::all().count(), "{guards:?}");
+        let (base, fix) = (guards[0].1, guards[1].1);
         assert!(base.matches(&caught(FailureKind::Repopulated)));
         assert!(base.matches(&caught(FailureKind::DuplicatePage)));
         assert!(!base.matches(&caught(FailureKind::StaleData)));
-        assert!(!base.matches(&result(Variant::Baseline, Outcome::Clean, 3)));
-        assert!(fix.matches(&result(Variant::SwapPrealloc, Outcome::Clean, 3)));
-        assert!(!fix.matches(&result(Variant::SwapPrealloc, Outcome::Clean, 0)));
-        assert!(!fix.matches(&result(Variant::SwapPrealloc, Outcome::Infra, 3)));
+        assert!(!base.matches(&result(d15293::BASELINE, Outcome::Clean, 3)));
+        assert!(fix.matches(&result(d15293::SWAP_PREALLOC, Outcome::Clean, 3)));
+        assert!(!fix.matches(&result(d15293::SWAP_PREALLOC, Outcome::Clean, 0)));
+        assert!(!fix.matches(&result(d15293::SWAP_PREALLOC, Outcome::Infra, 3)));
         assert!(!fix.matches(&caught(FailureKind::Repopulated)));
     }
 }

@@ -258,6 +258,7 @@ mod tests {
     use crate::stressrun::FailureInfo;
     use crate::testkit::result;
     use stress::FailureKind;
+    use stress::scenarios::d15293;
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-4
@@ -288,7 +289,7 @@ mod tests {
     }
 
     fn caught(kind: FailureKind, ms: u64) -> BootResult {
-        let mut r = result(Variant::Baseline, Outcome::Caught, 3);
+        let mut r = result(d15293::BASELINE, Outcome::Caught, 3);
         r.failure = Some(FailureInfo {
             kind,
             cpu: 1,
@@ -304,11 +305,11 @@ mod tests {
             caught(FailureKind::Repopulated, 100),
             caught(FailureKind::Repopulated, 300),
             caught(FailureKind::DuplicatePage, 200),
-            result(Variant::Baseline, Outcome::Clean, 0),
-            result(Variant::Baseline, Outcome::Infra, 0),
-            result(Variant::SwapPrealloc, Outcome::Clean, 9),
+            result(d15293::BASELINE, Outcome::Clean, 0),
+            result(d15293::BASELINE, Outcome::Infra, 0),
+            result(d15293::SWAP_PREALLOC, Outcome::Clean, 9),
         ];
-        let s = summarize(Variant::Baseline, &boots);
+        let s = summarize(d15293::BASELINE, &boots);
         assert_eq!((s.boots, s.ran, s.failed_boots, s.infra), (5, 4, 3, 1));
         assert_eq!(s.verdict, VariantVerdict::Caught, "{}", s.why);
         assert_eq!(s.failure_rate, Some(0.75));
@@ -330,31 +331,31 @@ mod tests {
     #[test]
     fn clean_needs_the_window_open_in_every_boot() {
         let all_open: Vec<BootResult> = (0..3)
-            .map(|i| result(Variant::SwapPrealloc, Outcome::Clean, 5 + i))
+            .map(|i| result(d15293::SWAP_PREALLOC, Outcome::Clean, 5 + i))
             .collect();
-        let s = summarize(Variant::SwapPrealloc, &all_open);
+        let s = summarize(d15293::SWAP_PREALLOC, &all_open);
         assert_eq!(s.verdict, VariantVerdict::Clean, "{}", s.why);
         assert_eq!(s.window_hits, 18);
         assert_eq!(s.window_hits_min, Some(5));
         assert_eq!(s.failure_rate, Some(0.0));
 
         let mut one_closed = all_open.clone();
-        one_closed[1] = result(Variant::SwapPrealloc, Outcome::Clean, 0);
-        let s = summarize(Variant::SwapPrealloc, &one_closed);
+        one_closed[1] = result(d15293::SWAP_PREALLOC, Outcome::Clean, 0);
+        let s = summarize(d15293::SWAP_PREALLOC, &one_closed);
         assert_eq!(s.verdict, VariantVerdict::Inconclusive);
         assert!(s.why.contains("never opened in 1/3"), "{}", s.why);
         assert_eq!(s.clean_without_window, 1);
 
         let mut one_broken = all_open.clone();
-        one_broken.push(result(Variant::SwapPrealloc, Outcome::Infra, 0));
-        let s = summarize(Variant::SwapPrealloc, &one_broken);
+        one_broken.push(result(d15293::SWAP_PREALLOC, Outcome::Infra, 0));
+        let s = summarize(d15293::SWAP_PREALLOC, &one_broken);
         assert_eq!(s.verdict, VariantVerdict::Inconclusive, "{}", s.why);
         assert!(s.why.contains("did not run"), "{}", s.why);
     }
 
     #[test]
     fn hangs_mixed_and_error() {
-        let v = Variant::SplitPipwait;
+        let v = d15293::SPLIT_PIPWAIT;
         let hang = result(v, Outcome::Hang, 0);
         let s = summarize(v, &[hang.clone(), result(v, Outcome::Clean, 4)]);
         assert_eq!((s.verdict, s.hangs), (VariantVerdict::Hangs, 1));

@@ -451,7 +451,7 @@ pub(crate) mod tests {
         let f = (0..8)
             .find_map(|seed| {
                 stress::host::run_stress(
-                    stress::Variant::Baseline,
+                    stress::scenarios::d15293::BASELINE,
                     seed,
                     4,
                     Some(3000),

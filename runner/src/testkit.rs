@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use stress::proto::{self, Frame, Record, Verdict as KVerdict};
+use stress::scenarios::d15293;
 use stress::trace::{CpuTrace, Ev, TraceEvent};
 use stress::{Failure, FailureKind, Stats, Variant};
 
@@ -101,6 +102,7 @@ pub fn failure(variant: Variant, seed: u64, kind: FailureKind) -> Record {
     Record::Failure(Failure {
         kind,
         seed,
+        scenario: variant.scenario_id(),
         variant,
         cpu: 2,
         ms: 1234,
@@ -121,7 +123,7 @@ pub fn failure(variant: Variant, seed: u64, kind: FailureKind) -> Record {
 /// Baseline, seed 0x2a, 4 CPUs, 5 s, microvm, TCG chosen by `auto`.
 pub fn stress_spec() -> StressSpec {
     StressSpec {
-        variant: Variant::Baseline,
+        variant: d15293::BASELINE,
         seed: 0x2a,
         cpus: 4,
         duration: Duration::from_secs(5),
@@ -135,6 +137,7 @@ pub fn stress_spec() -> StressSpec {
 /// A boot result with counters: 100 faults and 10 forks in 1000 ms.
 pub fn result(variant: Variant, outcome: Outcome, window_hits: u64) -> BootResult {
     BootResult {
+        scenario: variant.scenario_id(),
         variant,
         seed: 1,
         cpus: 4,

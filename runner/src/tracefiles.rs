@@ -106,6 +106,7 @@ mod tests {
     use crate::testkit::*;
     use crate::verdict::Exit;
     use stress::FailureKind;
+    use stress::scenarios::d15293;
 
     #[test]
     fn a_caught_boot_writes_both_files() {
@@ -113,7 +114,7 @@ mod tests {
             vec![
                 hello(),
                 ready(),
-                failure(Variant::Baseline, 0x2a, FailureKind::Repopulated),
+                failure(d15293::BASELINE, 0x2a, FailureKind::Repopulated),
                 done(false, 1300, Some(stats(3))),
             ],
             Exit::Status(35),
@@ -125,7 +126,7 @@ mod tests {
             f.title
         );
         let dir = tempfile::tempdir().expect("dir");
-        let (json, svg) = in_dir(dir.path(), Variant::Baseline, 0x2a);
+        let (json, svg) = in_dir(dir.path(), d15293::BASELINE, 0x2a);
         assert!(json.ends_with("baseline-0x2a.trace.json"));
         let said = f.write(Some(&json), Some(&svg)).expect("write");
         assert_eq!(said.len(), 2);

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use stress::failure::{Failure, FailureKind};
+use stress::ktap;
 use stress::proto::{self, CpuWait, Exception, Frame, Record};
-use stress::{Variant, ktap};
+use stress::scenarios::d15293;
 
 use super::*;
 use crate::console::{Console, LineEnd};
@@ -202,7 +203,8 @@ fn failure_record_fails() {
     let f = Failure {
         kind: FailureKind::Repopulated,
         seed: 7,
-        variant: Variant::Baseline,
+        scenario: stress::ScenarioId::DEFAULT,
+        variant: d15293::BASELINE,
         cpu: 1,
         ms: 3,
         detail: "pindex 3 moved twice".into(),

@@ -9,7 +9,8 @@ mod fuzzkit;
 use fuzzkit::corpus;
 use runner::verdict::Exit;
 use stress::proto::{self, Frame, Record, Verdict};
-use stress::{Failure, FailureKind, Variant, ktap};
+use stress::scenarios::d15293;
+use stress::{Failure, FailureKind, ktap};
 
 fn rec(seq: u64, rec: Record) -> String {
     proto::encode(&Frame { seq, cpu: 0, rec })
@@ -271,7 +272,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Exit, &'static str)> {
     let failure = Record::Failure(Failure {
         kind: FailureKind::Repopulated,
         seed: 1,
-        variant: Variant::Baseline,
+        scenario: stress::ScenarioId::DEFAULT,
+        variant: d15293::BASELINE,
         cpu: 1,
         ms: 420,
         detail: "split found pindex 4 repopulated".into(),

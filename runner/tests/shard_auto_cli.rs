@@ -7,12 +7,13 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use stress::scenarios::d15293;
 
 use common::{Fake, print_record};
 use stress::proto::{Record, Verdict};
 use stress::{Stats, Variant};
 
-const VARIANTS: [Variant; 2] = [Variant::Baseline, Variant::SwapPrealloc];
+const VARIANTS: [Variant; 2] = [d15293::BASELINE, d15293::SWAP_PREALLOC];
 const BOOTS: u64 = 3;
 
 /// Every variable `--shard auto` reads: removed from the runner's

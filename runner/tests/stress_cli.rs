@@ -9,8 +9,9 @@ use std::process::{Command, Output};
 
 use common::{Fake, print_record};
 use stress::proto::{Record, Verdict};
+use stress::scenarios::d15293;
 use stress::trace::{CpuTrace, Ev, TraceEvent};
-use stress::{Failure, FailureKind, Stats, Variant};
+use stress::{Failure, FailureKind, ScenarioId, Stats, Variant};
 
 fn runner() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
@@ -70,6 +71,7 @@ fn boot_script(variant: Variant, seed: u64, end: Ending) -> String {
             recs.push(Record::Failure(Failure {
                 kind: FailureKind::Repopulated,
                 seed,
+                scenario: variant.scenario_id(),
                 variant,
                 cpu: 3,
                 ms: 420,
@@ -168,7 +170,7 @@ fn text(o: &Output) -> (String, String) {
 
 #[test]
 fn stress_reports_a_caught_failure_with_its_interleaving_and_replay() {
-    let f = fake(&[(Variant::Baseline, 0x5, Ending::Caught)]);
+    let f = fake(&[(d15293::BASELINE, 0x5, Ending::Caught)]);
     let dir = tempfile::tempdir().expect("dir");
     let json = dir.path().join("out/boot.json");
     let o = run(
@@ -238,9 +240,9 @@ fn stress_reports_a_caught_failure_with_its_interleaving_and_replay() {
 #[test]
 fn stress_exit_statuses_clean_and_harness_error() {
     let f = fake(&[
-        (Variant::SwapPrealloc, 0x7, Ending::Clean(3)),
-        (Variant::SplitPipwait, 0x7, Ending::Clean(0)),
-        (Variant::SwapClip, 0x7, Ending::Panic),
+        (d15293::SWAP_PREALLOC, 0x7, Ending::Clean(3)),
+        (d15293::SPLIT_PIPWAIT, 0x7, Ending::Clean(0)),
+        (d15293::SWAP_CLIP, 0x7, Ending::Panic),
     ]);
     let o = run(
         &f,
@@ -370,9 +372,9 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     );
     assert_usage_line(
         &["stress", "--variant", "nope"],
-        "error: invalid value 'nope' for '--variant <V>': unknown variant 'nope' (valid: baseline, \
-         split-skip, split-skip-inverted, split-restart, swap-clip, swap-prealloc, split-pipwait, \
-         no-timestamp-recheck) (see `cargo xtask --help`)",
+        "error: scenario d15293 has no variant 'nope'; valid: baseline, split-skip, \
+         split-skip-inverted, split-restart, swap-clip, swap-prealloc, split-pipwait, \
+         no-timestamp-recheck",
     );
     assert_usage(&["compare", "--seconds", "0"], "--seconds");
     assert_usage(&["compare", "--cpus", "0"], "--cpus");
@@ -380,7 +382,7 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     assert_usage(&["stress", "--json", &a_dir], "is a directory");
     assert_usage(
         &["compare", "--variants", "baseline,nope"],
-        "unknown variant 'nope'",
+        "scenario d15293 has no variant 'nope'",
     );
     assert_usage(&["compare", "--boots", "0"], "--boots");
     assert_usage(&["compare", "--jobs", "0"], "--jobs");
@@ -388,17 +390,74 @@ fn bad_input_is_one_line_exit_2_before_any_boot() {
     assert_usage(&["compare", "--junit", &a_dir], "--junit");
     assert_usage(
         &["bench", "stress", "--variant", "x"],
-        "unknown variant 'x'",
+        "scenario d15293 has no variant 'x'",
     );
+}
+
+#[test]
+fn bad_scenarios_and_variants_of_other_scenarios_are_one_line_exit_2() {
+    for cmd in [&["stress"][..], &["compare"], &["bench", "stress"]] {
+        let args: Vec<&str> = cmd.iter().copied().chain(["--scenario", "nope"]).collect();
+        assert_usage(&args, "unknown scenario 'nope' (valid: d15293");
+    }
+    assert_usage_line(
+        &["stress", "--scenario", "nope"],
+        &format!(
+            "error: invalid value 'nope' for '--scenario <S>': unknown scenario 'nope' (valid: {}) \
+             (see `cargo xtask --help`)",
+            ScenarioId::valid_scenarios()
+        ),
+    );
+    // A variant of one scenario asked of another: the error names the
+    // scenario it belongs to and the valid ones.
+    let pairs: Vec<(ScenarioId, ScenarioId)> = ScenarioId::all()
+        .flat_map(|a| {
+            ScenarioId::all()
+                .filter(move |b| *b != a)
+                .map(move |b| (a, b))
+        })
+        .collect();
+    for (asked, owner) in pairs {
+        let v = owner.variants().last().expect("a variant");
+        let want = format!(
+            "scenario {asked} has no variant '{v}' (it is a variant of scenario {owner}); valid: {}",
+            asked.valid_names()
+        );
+        assert_usage_line(
+            &["stress", "--scenario", asked.name(), "--variant", v.name()],
+            &format!("error: {want}"),
+        );
+        assert_usage(
+            &[
+                "compare",
+                "--scenario",
+                asked.name(),
+                "--variants",
+                v.name(),
+            ],
+            &want,
+        );
+        assert_usage(
+            &[
+                "bench",
+                "stress",
+                "--scenario",
+                asked.name(),
+                "--variant",
+                v.name(),
+            ],
+            &want,
+        );
+    }
 }
 
 #[test]
 fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
     let f = fake(&[
-        (Variant::Baseline, 1, Ending::Caught),
-        (Variant::Baseline, 2, Ending::Caught),
-        (Variant::SwapPrealloc, 1, Ending::Clean(4)),
-        (Variant::SwapPrealloc, 2, Ending::Clean(2)),
+        (d15293::BASELINE, 1, Ending::Caught),
+        (d15293::BASELINE, 2, Ending::Caught),
+        (d15293::SWAP_PREALLOC, 1, Ending::Clean(4)),
+        (d15293::SWAP_PREALLOC, 2, Ending::Clean(2)),
     ]);
     let dir = tempfile::tempdir().expect("dir");
     let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
@@ -452,15 +511,20 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
     );
     assert_eq!(v["variants"][0]["failed_boots"], 2);
     assert_eq!(v["variants"][1]["window_hits"], 6);
+    assert_eq!(
+        (v["schema"].clone(), v["scenario"].clone()),
+        (3.into(), "d15293".into())
+    );
+    assert_eq!(v["boots"][0]["scenario"], "d15293");
     let cases = common::junit::parse(&std::fs::read_to_string(p("c.xml")).expect("junit"));
     let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
         [
-            "baseline/0x1",
-            "baseline/0x2",
-            "swap-prealloc/0x1",
-            "swap-prealloc/0x2"
+            "d15293/baseline/0x1",
+            "d15293/baseline/0x2",
+            "d15293/swap-prealloc/0x1",
+            "d15293/swap-prealloc/0x2"
         ]
     );
     assert!(cases.iter().all(|c| !c.failed), "{cases:?}");
@@ -502,8 +566,8 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
 #[test]
 fn compare_exits_3_on_infrastructure_errors_and_never_calls_them_clean() {
     let f = fake(&[
-        (Variant::SwapPrealloc, 1, Ending::Clean(4)),
-        (Variant::SwapPrealloc, 2, Ending::Panic),
+        (d15293::SWAP_PREALLOC, 1, Ending::Clean(4)),
+        (d15293::SWAP_PREALLOC, 2, Ending::Panic),
     ]);
     let dir = tempfile::tempdir().expect("dir");
     let junit = dir.path().join("j.xml");
@@ -538,7 +602,7 @@ fn compare_exits_3_on_infrastructure_errors_and_never_calls_them_clean() {
     );
     // The infrastructure error is a failed case that says what happened.
     assert!(cases[1].failed, "{cases:?}");
-    assert_eq!(cases[1].name, "swap-prealloc/0x2");
+    assert_eq!(cases[1].name, "d15293/swap-prealloc/0x2");
     assert!(cases[1].message.contains("ERROR Panic"), "{cases:?}");
 }
 
@@ -555,7 +619,7 @@ fn report_json(path: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn shards_merge_into_exactly_the_single_run() {
-    let variants = [Variant::Baseline, Variant::SwapClip, Variant::SwapPrealloc];
+    let variants = [d15293::BASELINE, d15293::SWAP_CLIP, d15293::SWAP_PREALLOC];
     let mut boots = Vec::new();
     for (i, v) in variants.iter().enumerate() {
         for seed in 1..=3u64 {
@@ -705,7 +769,7 @@ fn shards_merge_into_exactly_the_single_run() {
 fn sigint_mid_matrix_keeps_finished_boots_and_leaves_nothing() {
     use std::io::{BufRead, BufReader};
     let mut boots = Vec::new();
-    for v in [Variant::Baseline, Variant::SwapPrealloc] {
+    for v in [d15293::BASELINE, d15293::SWAP_PREALLOC] {
         boots.push((v, 1, Ending::Caught));
         boots.push((v, 2, Ending::Clean(3)));
         boots.push((v, 3, Ending::Stuck));
@@ -815,7 +879,7 @@ fn sigint_mid_matrix_keeps_finished_boots_and_leaves_nothing() {
 
 #[test]
 fn sigterm_during_stress_writes_the_interrupted_document() {
-    let f = fake(&[(Variant::SwapClip, 9, Ending::Stuck)]);
+    let f = fake(&[(d15293::SWAP_CLIP, 9, Ending::Stuck)]);
     let dir = tempfile::tempdir().expect("dir");
     let tmp = tempfile::tempdir().expect("tmp");
     let json = dir.path().join("s.json");
@@ -866,7 +930,7 @@ fn sigterm_during_stress_writes_the_interrupted_document() {
 
 #[test]
 fn infrastructure_errors_exit_3_on_one_line() {
-    let f = fake(&[(Variant::Baseline, 1, Ending::Clean(1))]);
+    let f = fake(&[(d15293::BASELINE, 1, Ending::Clean(1))]);
     let kernel = f.script.to_string_lossy().into_owned();
     for (args, env, needle) in [
         (
@@ -927,7 +991,7 @@ fn infrastructure_errors_exit_3_on_one_line() {
 #[test]
 fn a_matrix_killed_by_sigkill_keeps_its_checkpoint() {
     let mut boots = Vec::new();
-    for v in [Variant::Baseline, Variant::SwapPrealloc] {
+    for v in [d15293::BASELINE, d15293::SWAP_PREALLOC] {
         boots.push((v, 1, Ending::Clean(2)));
         boots.push((v, 2, Ending::Stuck));
     }
@@ -1000,8 +1064,8 @@ fn run_with(f: &Fake, args: &[&str], stdout: std::process::Stdio, close_err: boo
 fn a_full_or_closed_terminal_never_loses_the_results() {
     use std::process::Stdio;
     let f = fake(&[
-        (Variant::SwapPrealloc, 1, Ending::Clean(3)),
-        (Variant::SwapPrealloc, 2, Ending::Caught),
+        (d15293::SWAP_PREALLOC, 1, Ending::Clean(3)),
+        (d15293::SWAP_PREALLOC, 2, Ending::Caught),
     ]);
     let dir = tempfile::tempdir().expect("dir");
     let full = || Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use crate::scenarios::ScenarioId;
 use crate::trace::CpuTrace;
 use crate::variant::Variant;
 
@@ -70,6 +71,11 @@ impl fmt::Display for FailureKind {
 pub struct Failure {
     pub kind: FailureKind,
     pub seed: u64,
+    /// The scenario run. Written only when not the default scenario, so
+    /// the records of the first scenario read exactly as before; a record
+    /// without it is of the default scenario.
+    #[serde(default, skip_serializing_if = "ScenarioId::is_default")]
+    pub scenario: ScenarioId,
     pub variant: Variant,
     /// The CPU whose oracle fired.
     pub cpu: u32,

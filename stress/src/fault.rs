@@ -19,7 +19,6 @@ use crate::stats::Counter;
 use crate::swap_pager::{PageIn, PagerResult};
 use crate::sync::RwLockReadGuard;
 use crate::trace::Ev;
-use crate::variant::Variant;
 use crate::vm::{Res, Td, Vm};
 
 /// `VM_FAULT_READ_DEFAULT`: the read-behind/ahead cluster, in pages.
@@ -264,7 +263,7 @@ impl<P: Platform> Vm<P> {
                 return Ok(Some(Ok(Retry::MapBusy)));
             };
             // D15293 site (no-timestamp-recheck): skip the re-check.
-            if mg.timestamp != map_generation && self.variant() != Variant::NoTimestampRecheck {
+            if mg.timestamp != map_generation && !self.cfg.sites.fault_skip_timestamp_recheck {
                 let again = map::lookup_locked(&mg, vpn, write);
                 let changed = match &again {
                     None => true,
@@ -376,12 +375,12 @@ impl<P: Platform> Vm<P> {
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
+    use crate::scenarios::d15293;
     use crate::testutil::*;
-    use crate::variant::Variant;
 
     #[test]
     fn write_after_fork_copies_into_a_shadow() {
-        let vm = vm(Variant::Baseline, 64);
+        let vm = vm(d15293::BASELINE, 64);
         let mut td = td();
         let p = image(&vm, &mut td, 4, &[]);
         let c = vm.vmspace_fork(&mut td, p).unwrap().unwrap();
@@ -410,7 +409,7 @@ mod tests {
 
     #[test]
     fn zero_fill_reads_zeros() {
-        let vm = vm(Variant::Baseline, 16);
+        let vm = vm(d15293::BASELINE, 16);
         let mut td = td();
         let p = vm
             .create_image(

@@ -1,6 +1,7 @@
 //! Host side (feature `std`): a [`Platform`] over std threads and an
 //! in-memory swap disk, scripted gates for step-by-step interleavings, and a
-//! runner that drives the workload on real threads with a watchdog.
+//! runner that drives a scenario's workload on real threads through the
+//! shared run driver.
 
 use std::boxed::Box;
 use std::collections::BTreeSet;
@@ -9,12 +10,14 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use crate::failure::Failure;
-use crate::oracle::{Census, Watchdog};
+use crate::oracle::Census;
 use crate::platform::{IoError, PAGE_SIZE, Platform, Site};
+use crate::run::{Driver, End, HangReport};
 use crate::stats::Stats;
 use crate::variant::Variant;
-use crate::vm::{Td, Vm};
-use crate::workload::{Budget, Role, Workload, roles};
+
+/// A leading role's iteration budget (None: until the run is stopped).
+pub type Budget = Option<u64>;
 
 /// A swap device in memory; unwritten blocks read as zeros.
 pub struct MemDisk {
@@ -179,17 +182,20 @@ impl Platform for HostPlatform {
 /// What a host stress run found.
 #[derive(Debug)]
 pub struct HostRun {
+    /// The oracle's failure (during the run or in the final audit).
     pub failure: Option<Failure>,
+    /// The watchdog's hang.
+    pub hang: Option<HangReport>,
     pub stats: Stats,
     /// Conservation after the clean end and after tearing everything down
-    /// (only checked when no failure stopped the run).
-    pub census: Option<Result<(Census, Census), std::string::String>>,
+    /// (only on a clean end).
+    pub census: Option<(Census, Census)>,
     pub elapsed: Duration,
 }
 
-/// Runs the stress workload of `seed` for `variant` on `ncpus` std threads
-/// until the fork loop did `budget` iterations, with a watchdog declaring a hang after
-/// `stall`. On a clean end it audits conservation, tears down, audits again.
+/// Runs the stress workload of `variant`'s scenario for `seed` on `ncpus`
+/// std threads until the leading roles did `budget` iterations, with a
+/// watchdog declaring a hang after `stall` (the shared [`Driver`]).
 pub fn run_stress(
     variant: Variant,
     seed: u64,
@@ -197,88 +203,42 @@ pub fn run_stress(
     budget: Budget,
     stall: Duration,
 ) -> HostRun {
-    let w = Workload::for_seed(seed);
-    let vm = Vm::new(HostPlatform::new(4096), w.vm_config(variant, ncpus));
-    run_on(&vm, &w, ncpus, budget, stall)
+    let d = Driver::new(
+        HostPlatform::new(4096),
+        variant,
+        seed,
+        ncpus,
+        stall.as_nanos() as u64,
+    );
+    drive(d, budget)
 }
 
-/// Runs a workload on an existing machine (see [`run_stress`]).
-pub fn run_on(
-    vm: &Vm<HostPlatform>,
-    w: &Workload,
-    ncpus: usize,
-    budget: Budget,
-    stall: Duration,
-) -> HostRun {
+/// Runs a prepared driver on std threads (see [`run_stress`]).
+pub fn drive(mut d: Driver<HostPlatform>, budget: Budget) -> HostRun {
     let t0 = Instant::now();
-    let mut td0 = Td::new(0, w.seed);
-    let parents = match vm.setup(&mut td0, w) {
-        Ok(p) => p,
-        Err(_) => {
-            return HostRun {
-                failure: vm.failure(),
-                stats: vm.counters.snapshot(),
-                census: None,
-                elapsed: t0.elapsed(),
-            };
-        }
-    };
-    let done: Vec<std::sync::atomic::AtomicBool> = (0..ncpus)
-        .map(|_| std::sync::atomic::AtomicBool::new(false))
-        .collect();
-    let roles = roles(ncpus);
-    std::thread::scope(|s| {
-        for (cpu, &role) in roles.iter().enumerate() {
-            let (vm, w, parents, done) = (&vm, &w, &parents, &done);
-            // The budget counts fork-loop iterations; faults and the page
-            // daemon run until the fork loop is done.
-            let budget = if matches!(role, Role::Pageout | Role::Fault) {
-                None
-            } else {
-                budget
-            };
-            s.spawn(move || {
-                let mut td = Td::new(cpu, w.seed);
-                let _ = vm.run_role(&mut td, w, parents, role, budget);
-                done[cpu].store(true, std::sync::atomic::Ordering::SeqCst);
-            });
-        }
-        let mut dog = Watchdog::new(ncpus, stall.as_nanos() as u64, vm.p.now_ns());
-        loop {
-            let d: Vec<bool> = done
-                .iter()
-                .map(|d| d.load(std::sync::atomic::Ordering::SeqCst))
-                .collect();
-            if d.iter().all(|x| *x) {
-                break;
+    if d.setup().is_ok() {
+        d.start(None, None);
+        let ncpus = d.roles().len();
+        std::thread::scope(|s| {
+            for cpu in 0..ncpus {
+                let d = &d;
+                s.spawn(move || d.run_cpu(cpu, budget, &mut |_| {}));
             }
-            if d.iter()
-                .zip(&roles)
-                .all(|(done, r)| *done || matches!(r, Role::Pageout | Role::Fault))
-            {
-                vm.request_finish();
+            while !d.all_done() {
+                d.observe(d.vm.p.now_ns());
+                std::thread::sleep(Duration::from_millis(5));
             }
-            if dog.observe(vm, &d, vm.p.now_ns()).is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
-    let failure = vm.failure();
-    let census = if failure.is_none() {
-        let before = vm.check_conservation();
-        let mut td = Td::new(0, w.seed);
-        let after = match vm.teardown(&mut td) {
-            Ok(()) => vm.check_conservation(),
-            Err(_) => Err("teardown stopped".into()),
-        };
-        Some(before.and_then(|b| after.map(|a| (b, a))))
-    } else {
-        None
+        });
+    }
+    let (failure, hang, census) = match d.end() {
+        End::Failure(f) => (Some(f), None, None),
+        End::Hang(h) => (None, Some(h), None),
+        End::Done { before, after } => (None, None, Some((before, after))),
     };
     HostRun {
-        failure: vm.failure(),
-        stats: vm.counters.snapshot(),
+        failure,
+        hang,
+        stats: d.vm.counters.snapshot(),
         census,
         elapsed: t0.elapsed(),
     }

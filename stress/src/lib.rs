@@ -2,7 +2,8 @@
 //!
 //! The model mirrors FreeBSD's `sys/vm` of mid-2018 closely enough to replay
 //! the race of review D15293 between `vmspace_fork`/`vm_object_split` and a
-//! swap-in with read-behind, and to measure each candidate patch ([`Variant`]).
+//! swap-in with read-behind, and to measure each candidate patch ([`Variant`]); further races are
+//! scenarios beside it ([`scenarios`]).
 //! It is `no_std` + `alloc` and has no `unsafe`: the unikernel runs it on real
 //! CPUs, the host tests run it under std threads or a controlled scheduler.
 //!
@@ -13,9 +14,13 @@
 //!   swap metadata (`swap_pager.c`); [`pbuf`] `getpbuf`;
 //! - [`map`] maps and the timestamp (`vm_map.c`); [`fork`] `vmspace_fork`,
 //!   exit, map edits; [`fault`] `vm_fault`; [`pageout`] the page daemon;
-//! - [`image`] pmaps and the stale-data oracle; [`oracle`] conservation and
-//!   liveness; [`workload`] the seeded workload; [`vm`] the machine, threads,
-//!   waits and failures; [`platform`] what the host provides.
+//! - [`image`] pmaps and the stale-data oracle; [`oracle`] conservation;
+//!   [`vm`] the machine, threads, waits and failures; [`platform`] what the
+//!   host provides; [`sites`] the switchable points patches change.
+//!
+//! Above the model: [`scenarios`] (one module per race: its variants as
+//! settings of [`sites`], its window, its oracles, its workload and roles)
+//! and [`run`] (the one run driver and watchdog of host and kernel).
 //!
 //! Shared with the runner: the serial protocol ([`proto`]), KTAP lines
 //! ([`ktap`]), counters ([`stats`]), trace events ([`trace`]) and failures;
@@ -43,6 +48,9 @@ pub mod pageout;
 pub mod pbuf;
 pub mod platform;
 pub mod proto;
+pub mod run;
+pub mod scenarios;
+pub mod sites;
 pub mod split;
 pub mod stats;
 pub mod swap;
@@ -54,10 +62,11 @@ pub mod timeline;
 pub mod trace;
 pub mod variant;
 pub mod vm;
-pub mod workload;
 
 pub use failure::{Failure, FailureKind};
 pub use platform::{Platform, Site};
+pub use scenarios::ScenarioId;
+pub use sites::Sites;
 pub use stats::{Counter, Counters, Stats};
 pub use variant::Variant;
 pub use vm::{Td, Vm, VmConfig};

@@ -1,6 +1,6 @@
-//! The oracles that are not woven into the model's own paths: conservation
-//! of frames, swap blocks and references (checked at quiescent points), and
-//! liveness (a watchdog over per-CPU heartbeats).
+//! The oracle that is not woven into the model's own paths: conservation
+//! of frames, swap blocks and references (checked at quiescent points).
+//! Liveness is the run driver's watchdog (`crate::run::Watchdog`).
 //!
 //! The woven ones: duplicate/repopulated page (`page_insert` in split and
 //! `page_alloc`), stale data (`image::check_page` on every load and store),
@@ -14,11 +14,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use crate::failure::FailureKind;
 use crate::object::VmObject;
 use crate::platform::Platform;
-use crate::proto::CpuWait;
-use crate::vm::{Vm, Wait};
+use crate::vm::Vm;
 
 /// A conservation summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -158,72 +156,5 @@ impl<P: Platform> Vm<P> {
             objects: objects.len(),
             swap_used: used,
         })
-    }
-}
-
-/// The liveness watchdog: declares a hang when a CPU that has not finished
-/// made no progress (no heartbeat) for `stall_ns`.
-pub struct Watchdog {
-    stall_ns: u64,
-    last: Vec<(u64, u64)>,
-}
-
-impl Watchdog {
-    pub fn new(ncpus: usize, stall_ns: u64, now_ns: u64) -> Self {
-        Watchdog {
-            stall_ns,
-            last: alloc::vec![(0, now_ns); ncpus],
-        }
-    }
-
-    /// Looks at the heartbeats; on a hang records a `Hang` failure on the VM
-    /// (what every CPU waits on) and returns the waits.
-    pub fn observe<P: Platform>(
-        &mut self,
-        vm: &Vm<P>,
-        done: &[bool],
-        now_ns: u64,
-    ) -> Option<Vec<CpuWait>> {
-        let beats = vm.beats();
-        let mut stuck = false;
-        for (cpu, b) in beats.iter().enumerate() {
-            let Some(l) = self.last.get_mut(cpu) else {
-                continue;
-            };
-            if *b != l.0 {
-                *l = (*b, now_ns);
-            } else if !done.get(cpu).copied().unwrap_or(false) && now_ns - l.1 > self.stall_ns {
-                stuck = true;
-            }
-        }
-        if !stuck || vm.stopped() {
-            return None;
-        }
-        let waits: Vec<CpuWait> = vm
-            .waits()
-            .into_iter()
-            .enumerate()
-            .map(|(cpu, w)| CpuWait {
-                cpu: cpu as u32,
-                wait: if done.get(cpu).copied().unwrap_or(false) && w == Wait::Running {
-                    "finished".into()
-                } else {
-                    format!("{w}")
-                },
-                stalled_ms: now_ns.saturating_sub(self.last.get(cpu).map_or(now_ns, |l| l.1))
-                    / 1_000_000,
-            })
-            .collect();
-        let detail = waits
-            .iter()
-            .map(|w| format!("cpu{}: {} ({} ms)", w.cpu, w.wait, w.stalled_ms))
-            .collect::<Vec<_>>()
-            .join("; ");
-        vm.fail_from(
-            0,
-            FailureKind::Hang,
-            format!("no progress for {} ms: {detail}", self.stall_ns / 1_000_000),
-        );
-        Some(waits)
     }
 }

@@ -153,12 +153,12 @@ impl<P: Platform> Vm<P> {
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
+    use crate::scenarios::d15293;
     use crate::testutil::*;
-    use crate::variant::Variant;
 
     #[test]
     fn pageout_and_swap_in_round_trip() {
-        let vm = vm(Variant::Baseline, 64);
+        let vm = vm(d15293::BASELINE, 64);
         let mut td = td();
         let p = image(&vm, &mut td, 24, &[]);
         for i in 0..24 {

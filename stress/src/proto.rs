@@ -13,12 +13,15 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::Failure;
 use crate::ktap::{self, KtapLine};
+use crate::scenarios::ScenarioId;
 use crate::stats::Stats;
 use crate::trace::CpuTrace;
+use crate::variant::Variant;
 
 /// Protocol version carried by every record line.
 pub const VERSION: u32 = 1;
@@ -155,6 +158,152 @@ pub struct Frame {
     pub rec: Record,
 }
 
+/// What a `mode=stress` boot runs: the request the runner writes on the
+/// kernel command line and the kernel parses back, as
+/// `mode=stress scenario=S variant=V seed=X duration_ms=D [progress_ms=P] [stall_ms=W]`.
+///
+/// [`fmt::Display`] writes those words (`progress_ms`/`stall_ms` only when
+/// not the defaults); [`core::str::FromStr`] reads them from a whole kernel
+/// command line, ignoring the words of other keys (microvm appends its
+/// own). `scenario=` may be left out: the first scenario. Numbers are
+/// decimal or `0x` hex with an optional K/M/G suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StressRequest {
+    /// The variant (it names its scenario).
+    pub variant: Variant,
+    pub seed: u64,
+    /// How long the workload runs.
+    pub duration_ms: u64,
+    /// Period of `Progress` records.
+    pub progress_ms: u64,
+    /// The watchdog declares a hang after this long without progress.
+    pub stall_ms: u64,
+}
+
+impl StressRequest {
+    /// Default `progress_ms`.
+    pub const PROGRESS_MS: u64 = 250;
+    /// Default `stall_ms`.
+    pub const STALL_MS: u64 = 3000;
+
+    /// A request with the default progress and stall periods.
+    pub fn new(variant: Variant, seed: u64, duration_ms: u64) -> Self {
+        StressRequest {
+            variant,
+            seed,
+            duration_ms,
+            progress_ms: Self::PROGRESS_MS,
+            stall_ms: Self::STALL_MS,
+        }
+    }
+
+    /// The scenario it runs.
+    pub fn scenario(&self) -> ScenarioId {
+        self.variant.scenario_id()
+    }
+}
+
+impl fmt::Display for StressRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "mode=stress scenario={} variant={} seed={:#x} duration_ms={}",
+            self.scenario(),
+            self.variant,
+            self.seed,
+            self.duration_ms
+        )?;
+        if self.progress_ms != Self::PROGRESS_MS {
+            write!(f, " progress_ms={}", self.progress_ms)?;
+        }
+        if self.stall_ms != Self::STALL_MS {
+            write!(f, " stall_ms={}", self.stall_ms)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a number: decimal or `0x` hex, with an optional K/M/G suffix.
+pub fn number(s: &str) -> Option<u64> {
+    let (digits, scale) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1 << 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let value = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    value.checked_mul(scale)
+}
+
+/// A number for `key`: positive unless `zero_ok`; the error says which key.
+pub fn number_for(key: &str, value: &str, zero_ok: bool) -> Result<u64, String> {
+    number(value).filter(|&n| zero_ok || n > 0).ok_or_else(|| {
+        let what = if zero_ok {
+            "a number"
+        } else {
+            "a positive number"
+        };
+        alloc::format!("bad {key}={value:?}: expected {what}")
+    })
+}
+
+impl core::str::FromStr for StressRequest {
+    /// One line saying what is wrong.
+    type Err = String;
+
+    fn from_str(line: &str) -> Result<Self, String> {
+        let mut scenario = None;
+        let mut variant = None;
+        let mut seed = None;
+        let mut duration_ms = None;
+        let mut progress_ms = Self::PROGRESS_MS;
+        let mut stall_ms = Self::STALL_MS;
+        for word in line.split_ascii_whitespace() {
+            let Some((key, value)) = word.split_once('=') else {
+                continue;
+            };
+            match key {
+                "mode" if value != "stress" => {
+                    return Err(alloc::format!(
+                        "mode={value:?} is not a stress request (mode=stress)"
+                    ));
+                }
+                "scenario" => {
+                    scenario = Some(
+                        value
+                            .parse::<ScenarioId>()
+                            .map_err(|e| alloc::format!("bad scenario=: {e}"))?,
+                    )
+                }
+                "variant" => variant = Some(value),
+                "seed" => seed = Some(number_for(key, value, true)?),
+                "duration_ms" => duration_ms = Some(number_for(key, value, false)?),
+                "progress_ms" => progress_ms = number_for(key, value, false)?,
+                "stall_ms" => stall_ms = number_for(key, value, false)?,
+                _ => {}
+            }
+        }
+        let scenario = scenario.unwrap_or_default();
+        let variant = variant.ok_or("mode=stress needs variant=NAME")?;
+        let variant = scenario
+            .variant_or_err(variant)
+            .map_err(|e| alloc::format!("bad variant=: {e}"))?;
+        Ok(StressRequest {
+            variant,
+            seed: seed.ok_or("mode=stress needs seed=N")?,
+            duration_ms: duration_ms.ok_or("mode=stress needs duration_ms=N")?,
+            progress_ms,
+            stall_ms,
+        })
+    }
+}
+
 /// Encodes one record line (without the trailing newline).
 pub fn encode(frame: &Frame) -> String {
     let json = serde_json::to_string(frame).unwrap_or_default();
@@ -240,14 +389,15 @@ pub fn parse(line: &str) -> Line<'_> {
 mod tests {
     use super::*;
     use crate::failure::FailureKind;
+    use crate::scenarios::d15293;
     use crate::trace::{Ev, TraceEvent};
-    use crate::variant::Variant;
 
     fn frames() -> Vec<Frame> {
         let failure = Failure {
             kind: FailureKind::Repopulated,
             seed: 0xfeed,
-            variant: Variant::Baseline,
+            scenario: ScenarioId::DEFAULT,
+            variant: d15293::BASELINE,
             cpu: 1,
             ms: 12,
             detail: "pindex 3 moved twice".into(),
@@ -370,6 +520,69 @@ mod tests {
         assert_eq!(parse("# hello"), Line::Diag("hello"));
         assert_eq!(parse(""), Line::Blank);
         assert_eq!(parse("SeaBIOS"), Line::Other("SeaBIOS"));
+    }
+
+    #[test]
+    fn stress_requests_roundtrip() {
+        for v in Variant::all() {
+            for (seed, progress_ms, stall_ms) in [(0, 250, 3000), (u64::MAX, 100, 500)] {
+                let r = StressRequest {
+                    progress_ms,
+                    stall_ms,
+                    ..StressRequest::new(v, seed, 1500)
+                };
+                let line = alloc::format!("{r}");
+                assert_eq!(line.parse::<StressRequest>(), Ok(r), "{line}");
+                // The words of other keys on a kernel command line are ignored.
+                let kernel = alloc::format!("console=ttyS0 {line} virtio_mmio.device=4K@0x1000:5");
+                assert_eq!(kernel.parse::<StressRequest>(), Ok(r), "{kernel}");
+            }
+        }
+        let r: StressRequest = "mode=stress variant=swap-prealloc seed=42 duration_ms=2K"
+            .parse()
+            .unwrap();
+        assert_eq!(r, StressRequest::new(d15293::SWAP_PREALLOC, 42, 2048));
+        assert_eq!(
+            alloc::format!("{r}"),
+            "mode=stress scenario=d15293 variant=swap-prealloc seed=0x2a duration_ms=2048"
+        );
+    }
+
+    #[test]
+    fn bad_stress_requests_say_what_is_wrong() {
+        for (line, says) in [
+            ("mode=stress seed=1 duration_ms=1", "needs variant"),
+            ("mode=stress variant=baseline duration_ms=1", "needs seed"),
+            ("mode=stress variant=baseline seed=1", "needs duration_ms"),
+            (
+                "mode=stress variant=baseline seed=1 duration_ms=0",
+                "duration_ms",
+            ),
+            (
+                "mode=stress variant=baseline seed=x1 duration_ms=1",
+                "bad seed=\"x1\"",
+            ),
+            (
+                "mode=stress variant=nope seed=1 duration_ms=1",
+                "swap-prealloc",
+            ),
+            (
+                "mode=stress scenario=nope variant=baseline seed=1 duration_ms=1",
+                "unknown scenario 'nope'",
+            ),
+            (
+                "mode=stress variant=baseline seed=1 duration_ms=1 stall_ms=0",
+                "stall_ms",
+            ),
+            (
+                "mode=probe variant=baseline seed=1 duration_ms=1",
+                "not a stress request",
+            ),
+        ] {
+            let e = line.parse::<StressRequest>().unwrap_err();
+            assert!(e.contains(says), "{line}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

@@ -14,9 +14,9 @@ use crate::failure::FailureKind;
 use crate::map::Entry;
 use crate::object::{ONEMAPPING, ObjKind, VmObject};
 use crate::platform::{Platform, Site};
+use crate::sites::{SplitSkip, Window};
 use crate::stats::Counter;
 use crate::trace::Ev;
-use crate::variant::Variant;
 use crate::vm::{Res, Td, Vm};
 
 impl<P: Platform> Vm<P> {
@@ -34,12 +34,12 @@ impl<P: Platform> Vm<P> {
 
         // D15293 site (split-pipwait, alc's thought): wait for
         // paging-in-progress on the original object to drain first.
-        if self.variant() == Variant::SplitPipwait && og.pip != 0 {
+        if self.cfg.sites.split_pip_wait && og.pip != 0 {
             self.count(td, Counter::split_pip_waits);
             if og.rbehind_inflight > 0 {
                 // Window coverage: split found a read-behind swap-in of this
                 // object in flight (this variant waits it out first).
-                self.count(td, Counter::window_hits);
+                self.window(td, Window::SplitMetReadBehind);
             }
             self.trace(td, Ev::SplitPipWait, orig.id, offidxstart, og.pip as u64);
             drop(og);
@@ -92,7 +92,7 @@ impl<P: Platform> Vm<P> {
                     if og.rbehind_inflight > 0 {
                         // Window coverage: split met a busy page while a
                         // read-behind swap-in of this object is in flight.
-                        self.count(td, Counter::window_hits);
+                        self.window(td, Window::SplitMetReadBehind);
                     }
                     self.trace(td, Ev::SplitBusySleep, orig.id, pindex, 0);
                     let generation = self.pages.generation(pg.frame);
@@ -105,7 +105,7 @@ impl<P: Platform> Vm<P> {
                     og = self.lock_obj(td, &orig)?;
                     // D15293 site (split-restart, alc): resume at the busy
                     // page's pindex instead of the start of the range.
-                    restart_at = if self.variant() == Variant::SplitRestart {
+                    restart_at = if self.cfg.sites.split_restart_at_busy {
                         pindex
                     } else {
                         offidxstart
@@ -119,10 +119,10 @@ impl<P: Platform> Vm<P> {
                 // whose index the new object already holds was re-created
                 // behind our back; free it instead of renaming it.
                 let held = ng.pages.contains_key(&idx);
-                let skip = match self.variant() {
-                    Variant::SplitSkip => held,
-                    Variant::SplitSkipInverted => !held,
-                    _ => false,
+                let skip = match self.cfg.sites.split_skip {
+                    SplitSkip::Held => held,
+                    SplitSkip::NotHeld => !held,
+                    SplitSkip::Off => false,
                 };
                 if skip {
                     self.trace(td, Ev::SplitDiscard, orig.id, pindex, 0);
@@ -211,12 +211,12 @@ impl<P: Platform> Vm<P> {
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
+    use crate::scenarios::d15293;
     use crate::testutil::*;
-    use crate::variant::Variant;
 
     #[test]
     fn split_moves_the_entrys_pages_then_its_swap_blocks() {
-        let vm = vm(Variant::Baseline, 64);
+        let vm = vm(d15293::BASELINE, 64);
         let mut td = td();
         // E1 = [0,6), E2 = [6,16), both on object O.
         let p = image(&vm, &mut td, 16, &[6]);
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn split_needs_more_than_one_reference() {
-        let vm = vm(Variant::Baseline, 64);
+        let vm = vm(d15293::BASELINE, 64);
         let mut td = td();
         let p = image(&vm, &mut td, 8, &[]);
         vm.vmspace_fork(&mut td, p).unwrap().unwrap();

@@ -89,9 +89,8 @@ counters! {
     loads,
     /// Stores made through a pmap.
     stores,
-    /// Times the race window opened: split met a busy page while a
-    /// read-behind swap-in of the same object was in flight (or, in
-    /// split-pipwait, had to wait for such a swap-in's paging to drain).
+    /// Times the race window of the run's scenario opened (the scenario
+    /// chooses which model event counts: `sites::Window`).
     window_hits,
     /// Pages freed by split because the new object already held the index (split-skip).
     discarded,

@@ -16,7 +16,6 @@ use crate::page::FrameId;
 use crate::platform::{PAGE_SIZE, Platform, Site};
 use crate::stats::Counter;
 use crate::trace::Ev;
-use crate::variant::Variant;
 use crate::vm::{Res, Td, Vm};
 use alloc::sync::Arc;
 
@@ -183,12 +182,12 @@ impl<P: Platform> Vm<P> {
             rbehind,
             rahead,
         } = req;
-        let variant = self.variant();
+        let sites = self.cfg.sites;
         let mut pbuf = None;
 
         // D15293 site (swap-clip, alc): clip read-behind to the resident
         // predecessor while the object is still locked.
-        if variant == Variant::SwapClip && *rbehind > 0 {
+        if sites.getpages_clip_early && *rbehind > 0 {
             Self::clip_behind(&g, pindex, rbehind);
             self.trace(td, Ev::ClipBehind, obj.id, pindex, *rbehind);
         }
@@ -196,7 +195,7 @@ impl<P: Platform> Vm<P> {
         // D15293 site (swap-prealloc, r335171): the pbuf is taken only after
         // every behind/ahead page is allocated, below. Every other variant
         // takes it first, dropping the object lock to do so.
-        if variant != Variant::SwapPrealloc {
+        if !sites.getpages_alloc_before_pbuf {
             drop(g);
             self.trace(td, Ev::GetpagesUnlock, obj.id, pindex, 0);
             self.site(td, Site::GetpagesPbuf)?;
@@ -389,12 +388,12 @@ impl<P: Platform> Vm<P> {
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
+    use crate::scenarios::d15293;
     use crate::testutil::*;
-    use crate::variant::Variant;
 
     #[test]
     fn haspage_counts_contiguous_blocks() {
-        let vm = vm(Variant::Baseline, 64);
+        let vm = vm(d15293::BASELINE, 64);
         let mut td = td();
         let p = image(&vm, &mut td, 16, &[]);
         assert_eq!(vm.evict(&mut td, p, 0x100, true).unwrap(), 16);
@@ -418,7 +417,7 @@ mod tests {
 
     #[test]
     fn getpages_clips_against_resident_pages() {
-        for v in [Variant::Baseline, Variant::SwapPrealloc, Variant::SwapClip] {
+        for v in [d15293::BASELINE, d15293::SWAP_PREALLOC, d15293::SWAP_CLIP] {
             let vm = vm(v, 64);
             let mut td = td();
             let p = image(&vm, &mut td, 16, &[]);

@@ -1,103 +1,89 @@
-//! The patch variants of review D15293, chosen at run time.
+//! A patch variant: one setting of the model's [`Sites`] within one
+//! scenario, with its name, a one-line summary, the sites it touches and
+//! where it comes from.
 //!
-//! Every variant runs the same model and the same workload; each one changes
-//! behaviour only at the sites its real diff touched. Those sites test the
-//! variant in exactly one place each, marked `D15293 site` in the source:
-//!
-//! | variant                | site(s)                                            |
-//! |------------------------|----------------------------------------------------|
-//! | `baseline`             | none (FreeBSD around r334544)                      |
-//! | `split-skip`           | `object::split`, page loop (kib's first diff)      |
-//! | `split-skip-inverted`  | the same site, condition inverted                  |
-//! | `split-restart`        | `object::split`, restart point (alc's diff)        |
-//! | `swap-clip`            | `swap_pager::getpages`, before dropping the lock   |
-//! | `swap-prealloc`        | `swap_pager::getpages`, order of pbuf/alloc (r335171) |
-//! | `split-pipwait`        | `object::split`, start (alc's pip-wait thought)    |
-//! | `no-timestamp-recheck` | `fault::vm_fault`, map timestamp re-check          |
+//! A [`Variant`] is a small copyable handle (scenario, index). Variant names
+//! are unique across every scenario (a test checks it), so a variant is
+//! written on the wire as its name alone — the kebab string records and
+//! reports always carried — and read back by that name.
 
+use alloc::string::String;
 use core::fmt;
 use core::str::FromStr;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// One patch variant. See the module documentation for where each one acts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Variant {
-    Baseline,
-    SplitSkip,
-    SplitSkipInverted,
-    SplitRestart,
-    SwapClip,
-    SwapPrealloc,
-    SplitPipwait,
-    NoTimestampRecheck,
+use crate::scenarios::{Scenario, ScenarioId};
+use crate::sites::Sites;
+
+/// What one variant is: the sites it switches and why.
+#[derive(Debug)]
+pub struct VariantDef {
+    /// The name used on command lines, in records and in reports.
+    pub name: &'static str,
+    /// One line on what the variant changes.
+    pub summary: &'static str,
+    /// The setting of the model's switchable sites.
+    pub sites: Sites,
+    /// The sites it changes, as `function: what` (for `scenarios` and docs).
+    pub touches: &'static [&'static str],
+    /// The review, commit or message it comes from.
+    pub reference: &'static str,
+}
+
+/// One patch variant of one scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Variant {
+    scenario: ScenarioId,
+    index: u8,
 }
 
 impl Variant {
-    /// All variants, in the order reports list them.
-    pub const ALL: [Variant; 8] = [
-        Variant::Baseline,
-        Variant::SplitSkip,
-        Variant::SplitSkipInverted,
-        Variant::SplitRestart,
-        Variant::SwapClip,
-        Variant::SwapPrealloc,
-        Variant::SplitPipwait,
-        Variant::NoTimestampRecheck,
-    ];
-
-    /// The name used on command lines, in records and in reports.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Variant::Baseline => "baseline",
-            Variant::SplitSkip => "split-skip",
-            Variant::SplitSkipInverted => "split-skip-inverted",
-            Variant::SplitRestart => "split-restart",
-            Variant::SwapClip => "swap-clip",
-            Variant::SwapPrealloc => "swap-prealloc",
-            Variant::SplitPipwait => "split-pipwait",
-            Variant::NoTimestampRecheck => "no-timestamp-recheck",
-        }
+    /// Variant `index` of `scenario` (scenario modules name theirs as constants).
+    pub const fn new(scenario: ScenarioId, index: u8) -> Self {
+        Variant { scenario, index }
     }
 
-    /// One line on what the variant changes (for `--help` and reports).
-    pub const fn summary(self) -> &'static str {
-        match self {
-            Variant::Baseline => "FreeBSD before the fix (r334544)",
-            Variant::SplitSkip => {
-                "kib's first diff: split frees an orig page whose index the new object holds"
-            }
-            Variant::SplitSkipInverted => {
-                "the same check with the condition inverted (avg's question)"
-            }
-            Variant::SplitRestart => {
-                "alc's diff: split restarts find_least at the busy page's pindex"
-            }
-            Variant::SwapClip => {
-                "alc's diff: getpages clips rbehind to the resident predecessor before unlocking"
-            }
-            Variant::SwapPrealloc => {
-                "the committed fix (r335171): allocate behind/ahead pages before getpbuf"
-            }
-            Variant::SplitPipwait => {
-                "alc's thought: split waits for paging-in-progress to drain first"
-            }
-            Variant::NoTimestampRecheck => {
-                "vm_fault skips the map timestamp re-check after the pager"
-            }
-        }
+    /// The scenario it belongs to.
+    pub fn scenario(self) -> &'static Scenario {
+        self.scenario.get()
     }
 
-    /// Comma-separated list of every valid name (for error messages).
-    pub fn valid_names() -> alloc::string::String {
-        let mut s = alloc::string::String::new();
-        for (i, v) in Self::ALL.iter().enumerate() {
-            if i > 0 {
-                s.push_str(", ");
-            }
-            s.push_str(v.name());
-        }
-        s
+    /// Its scenario's id.
+    pub const fn scenario_id(self) -> ScenarioId {
+        self.scenario
+    }
+
+    /// Its place in its scenario's list.
+    pub const fn index(self) -> u8 {
+        self.index
+    }
+
+    /// Its definition.
+    pub fn def(self) -> &'static VariantDef {
+        &self.scenario().variants[self.index as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    pub fn summary(self) -> &'static str {
+        self.def().summary
+    }
+
+    /// The sites this variant switches.
+    pub fn sites(self) -> Sites {
+        self.def().sites
+    }
+
+    /// The variant called `name`, in any scenario.
+    pub fn find(name: &str) -> Option<Variant> {
+        ScenarioId::all().find_map(|s| s.variant(name))
+    }
+
+    /// Every variant of every scenario, scenario by scenario.
+    pub fn all() -> impl Iterator<Item = Variant> {
+        ScenarioId::all().flat_map(|s| s.variants())
     }
 }
 
@@ -107,29 +93,38 @@ impl fmt::Display for Variant {
     }
 }
 
-/// Error for an unknown variant name; its message lists the valid ones.
+/// Error for a variant name that no scenario has; the message lists them all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownVariant(pub alloc::string::String);
+pub struct UnknownVariant(pub String);
 
 impl fmt::Display for UnknownVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown variant '{}' (valid: {})",
-            self.0,
-            Variant::valid_names()
-        )
+        write!(f, "unknown variant '{}' (valid:", self.0)?;
+        for (i, s) in ScenarioId::all().enumerate() {
+            let sep = if i == 0 { " " } else { "; " };
+            write!(f, "{sep}{}: {}", s.get().name, s.valid_names())?;
+        }
+        f.write_str(")")
     }
 }
 
 impl FromStr for Variant {
     type Err = UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|v| v.name() == s)
-            .ok_or_else(|| UnknownVariant(s.into()))
+        Variant::find(s).ok_or_else(|| UnknownVariant(s.into()))
+    }
+}
+
+impl Serialize for Variant {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Variant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <alloc::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -137,13 +132,17 @@ impl FromStr for Variant {
 mod tests {
     use super::*;
     use alloc::string::ToString;
+    use alloc::vec::Vec;
 
     #[test]
-    fn names_roundtrip() {
-        for v in Variant::ALL {
-            assert_eq!(v.name().parse::<Variant>(), Ok(v));
-            let json = serde_json::to_string(&v).unwrap();
+    fn names_roundtrip_and_are_unique() {
+        let all: Vec<Variant> = Variant::all().collect();
+        for v in &all {
+            assert_eq!(v.name().parse::<Variant>(), Ok(*v));
+            let json = serde_json::to_string(v).unwrap();
             assert_eq!(json, alloc::format!("\"{}\"", v.name()));
+            assert_eq!(serde_json::from_str::<Variant>(&json).unwrap(), *v);
+            assert_eq!(all.iter().filter(|w| w.name() == v.name()).count(), 1);
         }
         let e = "nope".parse::<Variant>().unwrap_err().to_string();
         assert!(

@@ -16,6 +16,7 @@ use crate::image::Images;
 use crate::page::PageTable;
 use crate::pbuf::PbufPool;
 use crate::platform::{Platform, Site};
+use crate::sites::{Sites, Window};
 use crate::stats::{Counter, Counters};
 use crate::swap::SwapSpace;
 use crate::trace::{Ev, TraceEvent, TraceRings};
@@ -129,7 +130,12 @@ pub struct Delay {
 /// Parameters of the machine the model simulates.
 #[derive(Clone, Debug)]
 pub struct VmConfig {
+    /// The variant this machine runs (its name labels failures).
     pub variant: Variant,
+    /// The switchable sites the model reads (the variant's setting).
+    pub sites: Sites,
+    /// The model event that counts as the scenario's race window.
+    pub window: Window,
     pub seed: u64,
     /// CPUs (threads) that will run model code.
     pub ncpus: usize,
@@ -147,6 +153,8 @@ impl VmConfig {
     pub fn small(variant: Variant, seed: u64, ncpus: usize) -> Self {
         VmConfig {
             variant,
+            sites: variant.sites(),
+            window: variant.scenario().window,
             seed,
             ncpus,
             frames: 256,
@@ -255,6 +263,14 @@ impl<P: Platform> Vm<P> {
 
     pub fn variant(&self) -> Variant {
         self.cfg.variant
+    }
+
+    /// A model event that opens some scenario's race window: counted in
+    /// `window_hits` when it is this run's window.
+    pub fn window(&self, td: &Td, w: Window) {
+        if w == self.cfg.window {
+            self.count(td, Counter::window_hits);
+        }
     }
 
     /// Nanoseconds since the run started.
@@ -425,21 +441,24 @@ impl<P: Platform> Vm<P> {
         Stop
     }
 
-    /// Records a failure seen from outside a model thread (the watchdog).
-    pub fn fail_from(&self, cpu: u32, kind: FailureKind, detail: String) {
+    /// Records a failure seen from outside a model thread (the driver's
+    /// final audit) and returns the run's failure (the first one recorded).
+    pub fn fail_from(&self, cpu: u32, kind: FailureKind, detail: String) -> Failure {
         let mut f = self.failure.lock();
-        if f.is_none() {
-            *f = Some(Failure {
+        let first = f
+            .get_or_insert_with(|| Failure {
                 kind,
                 seed: self.cfg.seed,
+                scenario: self.cfg.variant.scenario_id(),
                 variant: self.cfg.variant,
                 cpu,
                 ms: self.elapsed_ns() / 1_000_000,
                 detail,
                 traces: self.trace.snapshot(),
-            });
-        }
+            })
+            .clone();
         self.stop.store(true, Ordering::SeqCst);
+        first
     }
 
     /// Stops the run without a failure (time is up).

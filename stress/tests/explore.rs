@@ -12,8 +12,11 @@ use shuttle::{Config, FailurePersistence, MaxSteps, Runner};
 use stress::Variant;
 use stress::failure::{Failure, FailureKind};
 use stress::platform::{IoError, PAGE_SIZE, Platform};
+use stress::scenarios::d15293::{
+    self,
+    workload::{Role, Workload},
+};
 use stress::vm::{Td, Vm};
-use stress::workload::{Role, Workload};
 
 /// The model's platform under shuttle: every lock attempt and named site is
 /// a scheduling point, every wait loop turn a yield; time is a counter.
@@ -201,7 +204,7 @@ const BUDGET: usize = 5000;
 #[test]
 fn pct_finds_the_baseline_race_and_its_schedule_replays() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (tally, schedule) = explore(Variant::Baseline, BUDGET);
+    let (tally, schedule) = explore(d15293::BASELINE, BUDGET);
     let f = tally
         .failure
         .as_ref()
@@ -225,7 +228,7 @@ fn pct_finds_the_baseline_race_and_its_schedule_replays() {
     // Replaying the schedule fails the same way.
     *TALLY.lock().unwrap() = Some(Tally::default());
     let r = std::panic::catch_unwind(|| {
-        shuttle::replay_from_file(|| execution(Variant::Baseline), &schedule)
+        shuttle::replay_from_file(|| execution(d15293::BASELINE), &schedule)
     });
     assert!(r.is_err(), "the replay failed too");
     let replayed = TALLY
@@ -254,7 +257,7 @@ fn pct_finds_the_baseline_race_and_its_schedule_replays() {
 #[test]
 fn pct_finds_nothing_in_swap_prealloc_with_the_window_open() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (tally, schedule) = explore(Variant::SwapPrealloc, BUDGET);
+    let (tally, schedule) = explore(d15293::SWAP_PREALLOC, BUDGET);
     assert!(
         tally.failure.is_none(),
         "{:?} (schedule {:?})",
@@ -308,7 +311,7 @@ fn replay() {
     }
 }
 
-/// The exploration figures for every variant (for docs/race.md):
+/// The exploration figures for every variant (for docs/scenarios/d15293.md):
 /// `cargo test --release -p stress --test explore figures -- --ignored --nocapture`
 #[test]
 #[ignore = "prints figures for every variant; slow in debug builds"]
@@ -316,7 +319,7 @@ fn figures() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!("| variant | executions run | first failure at | kind | window hits |");
     eprintln!("|---|---|---|---|---|");
-    for v in Variant::ALL {
+    for v in stress::ScenarioId::DEFAULT.variants() {
         let (t, schedule) = explore(v, BUDGET);
         if let Some(p) = schedule {
             let _ = std::fs::remove_file(p);

@@ -13,6 +13,7 @@ use common::*;
 use stress::Variant;
 use stress::failure::{Failure, FailureKind};
 use stress::platform::Site;
+use stress::scenarios::d15293;
 use stress::stats::Stats;
 use stress::vm::{Td, Wait};
 
@@ -166,7 +167,7 @@ fn clean(o: &Outcome) {
 
 #[test]
 fn baseline_repopulates() {
-    let o = fork_race(Variant::Baseline);
+    let o = fork_race(d15293::BASELINE);
     assert_eq!(o.kind(), Some(FailureKind::Repopulated), "{o:#?}");
     let f = o.failure.unwrap();
     assert!(f.detail.contains("pindex 0"), "{}", f.detail);
@@ -188,7 +189,7 @@ fn baseline_repopulates() {
 
 #[test]
 fn split_skip_discards() {
-    let o = fork_race(Variant::SplitSkip);
+    let o = fork_race(d15293::SPLIT_SKIP);
     clean(&o);
     assert_eq!(o.stats.discarded, 10);
     assert_eq!(o.stats.wasted, 10);
@@ -197,7 +198,7 @@ fn split_skip_discards() {
 
 #[test]
 fn split_skip_inverted_is_caught() {
-    let o = fork_race(Variant::SplitSkipInverted);
+    let o = fork_race(d15293::SPLIT_SKIP_INVERTED);
     // It frees the pages the new object does not hold — including the dirty
     // ones whose only copy was in memory — and a later load sees zeros.
     assert_eq!(o.kind(), Some(FailureKind::StaleData), "{o:#?}");
@@ -206,7 +207,7 @@ fn split_skip_inverted_is_caught() {
 
 #[test]
 fn split_restart_leaks() {
-    let o = fork_race(Variant::SplitRestart);
+    let o = fork_race(d15293::SPLIT_RESTART);
     clean(&o);
     assert_eq!(o.stats.leaked, 10, "bogus pages left behind in O");
     assert_eq!(o.stats.discarded, 0);
@@ -215,7 +216,7 @@ fn split_restart_leaks() {
 
 #[test]
 fn swap_clip_is_clean_here() {
-    let o = fork_race(Variant::SwapClip);
+    let o = fork_race(d15293::SWAP_CLIP);
     clean(&o);
     assert_eq!(o.stats.wasted, 0);
     assert_eq!(o.stats.window_hits, 1);
@@ -223,7 +224,7 @@ fn swap_clip_is_clean_here() {
 
 #[test]
 fn swap_prealloc_is_clean() {
-    let o = fork_race(Variant::SwapPrealloc);
+    let o = fork_race(d15293::SWAP_PREALLOC);
     clean(&o);
     assert_eq!(o.stats.wasted, 0);
     assert_eq!(o.stats.discarded + o.stats.leaked, 0);
@@ -236,7 +237,7 @@ fn swap_prealloc_is_clean() {
 /// before retrying — so split's pip wait ends and nothing hangs.
 #[test]
 fn split_pipwait_waits_without_deadlock() {
-    let o = fork_race(Variant::SplitPipwait);
+    let o = fork_race(d15293::SPLIT_PIPWAIT);
     clean(&o);
     assert_eq!(o.stats.split_pip_waits, 1, "split did wait for pip");
     assert_eq!(o.stats.wasted, 0);
@@ -249,7 +250,7 @@ fn split_pipwait_waits_without_deadlock() {
 #[test]
 fn no_timestamp_recheck_keeps_the_pager_race() {
     // The variant keeps the baseline pager: the fork race repopulates.
-    let o = fork_race(Variant::NoTimestampRecheck);
+    let o = fork_race(d15293::NO_TIMESTAMP_RECHECK);
     assert_eq!(o.kind(), Some(FailureKind::Repopulated), "{o:#?}");
 }
 
@@ -303,7 +304,7 @@ fn remap_race(variant: Variant, keep: bool) -> Outcome {
 
 #[test]
 fn timestamp_recheck_retries_after_remap() {
-    for v in [Variant::Baseline, Variant::SwapPrealloc] {
+    for v in [d15293::BASELINE, d15293::SWAP_PREALLOC] {
         for keep in [false, true] {
             let o = remap_race(v, keep);
             clean(&o);
@@ -319,7 +320,7 @@ fn timestamp_recheck_retries_after_remap() {
 fn no_timestamp_recheck_exposes_stale_data() {
     // The old object lives on (a child maps it): the fault enters its page
     // where the image now has a fresh zero-filled mapping.
-    let o = remap_race(Variant::NoTimestampRecheck, true);
+    let o = remap_race(d15293::NO_TIMESTAMP_RECHECK, true);
     assert_eq!(o.kind(), Some(FailureKind::StaleData), "{o:#?}");
     let f = o.failure.unwrap();
     assert!(
@@ -329,7 +330,7 @@ fn no_timestamp_recheck_exposes_stale_data() {
     );
     // Nobody else holds the old object: it dies when the fault drops its
     // reference, with the stale page still mapped.
-    let o = remap_race(Variant::NoTimestampRecheck, false);
+    let o = remap_race(d15293::NO_TIMESTAMP_RECHECK, false);
     assert_eq!(o.kind(), Some(FailureKind::FreedMapped), "{o:#?}");
 }
 
@@ -409,13 +410,13 @@ fn kib_objection(variant: Variant) -> Outcome {
 fn kib_objection_to_swap_clip_holds() {
     // swap-clip clipped A's read-behind to the predecessor it saw (page 4),
     // i.e. 5 pages; C filled them; split moved them; A re-created them.
-    let o = kib_objection(Variant::SwapClip);
+    let o = kib_objection(d15293::SWAP_CLIP);
     assert_eq!(o.kind(), Some(FailureKind::Repopulated), "{o:#?}");
     assert_eq!(o.stats.wasted, 5);
     // The committed fix survives the same script; baseline does not.
-    clean(&kib_objection(Variant::SwapPrealloc));
+    clean(&kib_objection(d15293::SWAP_PREALLOC));
     assert_eq!(
-        kib_objection(Variant::Baseline).kind(),
+        kib_objection(d15293::BASELINE).kind(),
         Some(FailureKind::Repopulated)
     );
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use stress::Variant;
 use stress::host::run_stress;
+use stress::scenarios::d15293;
 
 fn clean_run(v: Variant, seed: u64) {
     let r = run_stress(v, seed, 4, Some(1500), Duration::from_secs(20));
@@ -15,8 +16,9 @@ fn clean_run(v: Variant, seed: u64) {
         "{v} seed {seed}: {}",
         r.failure.as_ref().unwrap()
     );
+    assert_eq!(r.hang, None, "{v} seed {seed}");
     match r.census {
-        Some(Ok((during, after))) => {
+        Some((during, after)) => {
             assert!(during.resident > 0, "{v}: {during:?}");
             assert_eq!(
                 (after.free_frames, after.swap_used, after.objects),
@@ -36,21 +38,21 @@ fn clean_run(v: Variant, seed: u64) {
 #[test]
 fn swap_prealloc_stays_clean() {
     for seed in 0..3 {
-        clean_run(Variant::SwapPrealloc, seed);
+        clean_run(d15293::SWAP_PREALLOC, seed);
     }
 }
 
 #[test]
 fn split_skip_and_split_restart_stay_clean() {
     for seed in 0..2 {
-        clean_run(Variant::SplitSkip, seed);
-        clean_run(Variant::SplitRestart, seed);
+        clean_run(d15293::SPLIT_SKIP, seed);
+        clean_run(d15293::SPLIT_RESTART, seed);
     }
 }
 
 #[test]
 fn split_pipwait_makes_progress() {
     for seed in 0..2 {
-        clean_run(Variant::SplitPipwait, seed);
+        clean_run(d15293::SPLIT_PIPWAIT, seed);
     }
 }

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::time::Duration;
+use stress::scenarios::d15293;
 
 use serde_json::Value;
-use stress::Variant;
 use stress::chrome_trace::{ChromeTrace, cpu_track, lint};
 use stress::host::run_stress;
 use stress::timeline::{D15293_WINDOW, Timeline};
@@ -18,7 +18,7 @@ fn a_caught_baseline_run_exports_a_valid_trace() {
     let f = (0..8)
         .find_map(|seed| {
             run_stress(
-                Variant::Baseline,
+                d15293::BASELINE,
                 seed,
                 4,
                 Some(3000),

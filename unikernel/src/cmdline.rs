@@ -9,6 +9,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use stress::proto::{StressRequest, number};
+
 /// Boot tests, in the order they run and are numbered.
 pub use stress::ktap::BOOT_TESTS as TESTS;
 
@@ -59,20 +61,10 @@ pub enum Mode {
     Tests { tests: Vec<&'static str> },
     /// Fail deliberately, on CPU `cpu` (default 0).
     Crash { kind: CrashKind, cpu: usize },
-    /// Run the VM model's stress workload on every CPU.
-    Stress(StressArgs),
+    /// Run a scenario's stress workload on every CPU.
+    Stress(StressRequest),
     /// Measure sequential virtio-blk reads of `mib` MiB.
     DiskBench { mib: u64 },
-}
-
-/// `mode=stress variant=V seed=S duration_ms=D [progress_ms=P] [stall_ms=W]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StressArgs {
-    pub variant: stress::Variant,
-    pub seed: u64,
-    pub duration_ms: u64,
-    pub progress_ms: u64,
-    pub stall_ms: u64,
 }
 
 /// A virtio-mmio device announced by microvm: `virtio_mmio.device=<size>@<base>:<irq>`.
@@ -92,34 +84,9 @@ pub struct Cmdline {
     pub virtio_mmio: Vec<VirtioMmio>,
 }
 
-/// Parses a number: decimal or `0x` hex, with an optional K/M/G suffix.
-fn number(s: &str) -> Option<u64> {
-    let (digits, scale) = match s.as_bytes().last()? {
-        b'k' | b'K' => (&s[..s.len() - 1], 1 << 10),
-        b'm' | b'M' => (&s[..s.len() - 1], 1 << 20),
-        b'g' | b'G' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    let value = match digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-        None => digits.parse().ok()?,
-    };
-    value.checked_mul(scale)
-}
-
 /// A number for `key`: positive unless `zero_ok`.
 fn positive(key: &str, value: &str, zero_ok: bool) -> Result<u64, String> {
-    number(value).filter(|&n| zero_ok || n > 0).ok_or_else(|| {
-        let what = if zero_ok {
-            "a number"
-        } else {
-            "a positive number"
-        };
-        format!("bad {key}={value:?}: expected {what}")
-    })
+    stress::proto::number_for(key, value, zero_ok)
 }
 
 fn virtio_mmio(value: &str) -> Option<VirtioMmio> {
@@ -141,11 +108,6 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
     let mut crash_cpu = 0;
     let mut expect_cpus = None;
     let mut devices = Vec::new();
-    let mut variant = None;
-    let mut seed = None;
-    let mut duration_ms = None;
-    let mut progress_ms = 250;
-    let mut stall_ms = 3000;
     let mut mib = 32;
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -183,17 +145,6 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
                     || format!("bad expect_cpus={value:?}: expected a positive number"),
                 )?)
             }
-            "variant" => {
-                variant = Some(
-                    value
-                        .parse::<stress::Variant>()
-                        .map_err(|e| format!("bad variant=: {e}"))?,
-                )
-            }
-            "seed" => seed = Some(positive(key, value, true)?),
-            "duration_ms" => duration_ms = Some(positive(key, value, false)?),
-            "progress_ms" => progress_ms = positive(key, value, false)?,
-            "stall_ms" => stall_ms = positive(key, value, false)?,
             "mib" => mib = positive(key, value, false)?,
             "virtio_mmio.device" => devices.push(virtio_mmio(value).ok_or_else(|| {
                 format!("bad virtio_mmio.device={value:?}: expected <size>@<base>:<irq>")
@@ -223,13 +174,9 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
                 cpu: crash_cpu,
             }
         }
-        Some("stress") => Mode::Stress(StressArgs {
-            variant: variant.ok_or("mode=stress needs variant=NAME")?,
-            seed: seed.ok_or("mode=stress needs seed=N")?,
-            duration_ms: duration_ms.ok_or("mode=stress needs duration_ms=N")?,
-            progress_ms,
-            stall_ms,
-        }),
+        // The stress request's own words (scenario, variant, seed, ...) are
+        // parsed by the request type the runner wrote them with.
+        Some("stress") => Mode::Stress(line.parse::<StressRequest>()?),
         Some("diskbench") => Mode::DiskBench { mib },
         Some(other) => {
             return Err(format!(
@@ -337,14 +284,14 @@ mod tests {
             .unwrap();
         assert_eq!(
             c.mode,
-            Mode::Stress(StressArgs {
-                variant: stress::Variant::SwapPrealloc,
-                seed: 42,
-                duration_ms: 5000,
-                progress_ms: 250,
+            Mode::Stress(StressRequest {
                 stall_ms: 2000,
+                ..StressRequest::new(stress::scenarios::d15293::SWAP_PREALLOC, 42, 5000)
             })
         );
+        let e =
+            parse("mode=stress scenario=nope variant=baseline seed=1 duration_ms=1").unwrap_err();
+        assert!(e.contains("unknown scenario 'nope'"), "{e}");
         assert!(
             parse("mode=stress seed=1 duration_ms=1")
                 .unwrap_err()

@@ -1,30 +1,24 @@
-//! `mode=stress`: the VM model of the `stress` crate on every CPU, swapping
-//! to the virtio-blk disk, for a given variant, seed and duration.
+//! `mode=stress`: a scenario of the `stress` crate on every CPU, swapping
+//! to the virtio-blk disk, for the request on the command line.
 //!
-//! CPU 0 sets the workload up, then every CPU runs its role
-//! (`stress::workload::roles`). Whichever CPU finishes an iteration after
-//! the progress period prints a `Progress` record; the first one past the
-//! deadline asks everybody to finish. A watchdog in CPU 0's timer tick
-//! (interrupt context: atomics only) notices a CPU without heartbeat for
-//! `stall_ms`, captures what every CPU waits on and stops the run; CPU 0 then
-//! prints the `Hang` record — or, if the CPUs cannot be stopped, the tick
-//! prints it and exits. The run ends with exactly one of: `Done{pass}` after
-//! a conservation audit and teardown, `Failure` + `Done{fail}`, or `Hang`.
+//! The shared run driver (`stress::run::Driver`) does the work: CPU 0 sets
+//! the workload up, every CPU runs its role, progress records and the
+//! deadline come after each iteration, and the driver's watchdog runs in
+//! CPU 0's timer tick (interrupt context: its `observe` uses atomics only).
+//! When it declares a hang the CPUs unwind and CPU 0 prints the `Hang`
+//! record — or, if they cannot be stopped, the tick prints it and exits.
+//! The run ends with exactly one of: `Done{pass}` after a conservation audit
+//! and teardown, `Failure` + `Done{fail}`, or `Hang`.
 
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use stress::FailureKind;
 use stress::platform::{IoError, PAGE_SIZE, Platform};
-use stress::proto::{CpuWait, ExitCode, Record, Verdict};
-use stress::vm::{Td, Vm, Wait};
-use stress::workload::{Workload, roles};
+use stress::proto::{ExitCode, Record, StressRequest, Verdict};
+use stress::run::{Driver, End};
 
-use crate::cmdline::StressArgs;
-use crate::cpu::{self, MAX_CPUS};
-use crate::{console, diag, disk, panic, qemu, smp, time};
+use crate::{console, cpu, diag, disk, panic, qemu, smp, time};
 
 /// The model's machine here: TSC time, spinning waits, virtio-blk swap.
 pub struct KernelPlatform {
@@ -63,112 +57,69 @@ impl Platform for KernelPlatform {
     }
 }
 
-type KernelVm = Vm<KernelPlatform>;
+type KernelDriver = Driver<KernelPlatform>;
 
 /// How long after declaring a hang the CPUs get to unwind before the tick
 /// reports it on its own.
 const GRACE_NS: u64 = 1_000_000_000;
 
-static VM: spin::Once<&'static KernelVm> = spin::Once::new();
+static RUN: spin::Once<&'static KernelDriver> = spin::Once::new();
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-static STALL_NS: AtomicU64 = AtomicU64::new(0);
-static DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
-static NEXT_PROGRESS: AtomicU64 = AtomicU64::new(u64::MAX);
-static PROGRESS_NS: AtomicU64 = AtomicU64::new(0);
-static DONE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-static LAST_BEAT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static SINCE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// When the watchdog declared a hang (0: it did not).
-static HANG_AT: AtomicU64 = AtomicU64::new(0);
-static HANG_WAIT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static HANG_STALL: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Whether each CPU had finished its role when the hang was declared.
-static HANG_DONE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Whoever prints the hang first (CPU 0 after unwinding, or the tick).
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Runs `mode=stress` and exits.
-pub fn run(args: &StressArgs) -> ! {
+pub fn run(req: &StressRequest) -> ! {
     let Some(disk) = disk::get() else {
         panic::fatal(format_args!(
             "mode=stress needs the virtio-blk swap disk, and none was found"
         ))
     };
     let n = cpu::count();
-    let w = Workload::for_seed(args.seed);
-    let vm: &'static KernelVm = Box::leak(Box::new(Vm::new(
+    let mut driver = Driver::new(
         KernelPlatform { disk },
-        w.vm_config(args.variant, n),
-    )));
-    VM.call_once(|| vm);
-    let roles = roles(n);
+        req.variant,
+        req.seed,
+        n,
+        req.stall_ms * 1_000_000,
+    );
+    let roles: Vec<&str> = driver.roles().iter().map(|r| r.name).collect();
     diag!(
-        "stress: variant {} seed {:#x} cpus {} roles {:?} duration {} ms, {} frames, {} pbufs, swap {} pages",
-        args.variant,
-        args.seed,
+        "stress: scenario {} variant {} seed {:#x} cpus {} roles {:?} duration {} ms, {} frames, {} pbufs, swap {} pages",
+        req.scenario(),
+        req.variant,
+        req.seed,
         n,
         roles,
-        args.duration_ms,
-        vm.cfg.frames,
-        vm.cfg.pbufs,
+        req.duration_ms,
+        driver.vm.cfg.frames,
+        driver.vm.cfg.pbufs,
         disk.capacity_pages()
     );
 
-    let mut td0 = Td::new(0, args.seed);
     let t0 = time::now_ns();
-    let Ok(parents) = vm.setup(&mut td0, &w) else {
-        end(vm, &mut td0)
-    };
+    let ready = driver.setup().is_ok();
+    let d: &'static KernelDriver = Box::leak(Box::new(driver));
+    if !ready {
+        end(d)
+    }
     diag!(
         "stress: set-up took {} ms ({} pages resident)",
         (time::now_ns() - t0) / 1_000_000,
-        vm.resident()
+        d.vm.resident()
     );
 
-    vm.restart_clock();
-    let now = time::now_ns();
-    for c in 0..n {
-        DONE[c].store(false, Ordering::Relaxed);
-        LAST_BEAT[c].store(vm.beat_of(c), Ordering::Relaxed);
-        SINCE[c].store(now, Ordering::Relaxed);
-    }
-    STALL_NS.store(args.stall_ms * 1_000_000, Ordering::Relaxed);
-    PROGRESS_NS.store(args.progress_ms * 1_000_000, Ordering::Relaxed);
-    NEXT_PROGRESS.store(now + args.progress_ms * 1_000_000, Ordering::Relaxed);
-    DEADLINE.store(now + args.duration_ms * 1_000_000, Ordering::Relaxed);
+    RUN.call_once(|| d);
+    d.start(
+        Some(req.duration_ms * 1_000_000),
+        Some(req.progress_ms * 1_000_000),
+    );
     ACTIVE.store(true, Ordering::Release);
     time::set_tick_hook(Some(tick));
 
-    smp::run_on_all(&|c| {
-        let mut td = Td::new(c, args.seed);
-        let _ = vm.run_role_with(&mut td, &w, &parents, roles[c], None, after);
-        DONE[c].store(true, Ordering::Release);
-    });
+    smp::run_on_all(&|c| d.run_cpu(c, None, &mut console::record));
     ACTIVE.store(false, Ordering::Release);
-    end(vm, &mut td0)
-}
-
-/// After every iteration of every CPU: progress when due, the deadline.
-fn after(vm: &KernelVm) {
-    let now = time::now_ns();
-    let next = NEXT_PROGRESS.load(Ordering::Relaxed);
-    if now >= next
-        && NEXT_PROGRESS
-            .compare_exchange(
-                next,
-                now + PROGRESS_NS.load(Ordering::Relaxed),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    {
-        console::record(Record::Progress {
-            ms: vm.elapsed_ns() / 1_000_000,
-            stats: vm.counters.snapshot(),
-        });
-    }
-    if now >= DEADLINE.load(Ordering::Relaxed) {
-        vm.request_finish();
-    }
+    end(d)
 }
 
 /// The watchdog, in CPU 0's timer tick: atomics only, no allocation, except
@@ -177,110 +128,49 @@ fn tick(cpu: usize) {
     if cpu != 0 || !ACTIVE.load(Ordering::Acquire) {
         return;
     }
-    let Some(vm) = VM.get() else { return };
+    let Some(d) = RUN.get() else { return };
     let now = time::now_ns();
-    let hang_at = HANG_AT.load(Ordering::Acquire);
-    if hang_at == 0 {
-        let stall = STALL_NS.load(Ordering::Relaxed);
-        let mut stuck = false;
-        for c in 0..cpu::count() {
-            let b = vm.beat_of(c);
-            if b != LAST_BEAT[c].load(Ordering::Relaxed) {
-                LAST_BEAT[c].store(b, Ordering::Relaxed);
-                SINCE[c].store(now, Ordering::Relaxed);
-            } else if !DONE[c].load(Ordering::Acquire)
-                && now.saturating_sub(SINCE[c].load(Ordering::Relaxed)) > stall
-            {
-                stuck = true;
-            }
-        }
-        if stuck && !vm.stopped() {
-            for c in 0..cpu::count() {
-                HANG_WAIT[c].store(vm.wait_of(c).encode(), Ordering::Relaxed);
-                HANG_DONE[c].store(DONE[c].load(Ordering::Acquire), Ordering::Relaxed);
-                HANG_STALL[c].store(
-                    now.saturating_sub(SINCE[c].load(Ordering::Relaxed)),
-                    Ordering::Relaxed,
-                );
-            }
-            HANG_AT.store(now, Ordering::Release);
-            vm.request_stop();
-        }
-    } else if now.saturating_sub(hang_at) > GRACE_NS && !REPORTED.swap(true, Ordering::AcqRel) {
+    if d.observe(now) {
+        return;
+    }
+    if let Some(at) = d.dog.hang_at()
+        && now.saturating_sub(at) > GRACE_NS
+        && !REPORTED.swap(true, Ordering::AcqRel)
+    {
         // The CPUs did not unwind: report from here (no traces: their
         // rings may be locked by the interrupted code) and leave.
-        console::record(hang_record(Vec::new()));
+        if let Some(h) = d.dog.report(Vec::new()) {
+            console::record(h.into_record());
+        }
         qemu::exit(ExitCode::Hang);
     }
 }
 
-/// The `Hang` record from what the watchdog captured.
-fn hang_record(traces: Vec<stress::trace::CpuTrace>) -> Record {
-    let n = cpu::count();
-    let waits: Vec<CpuWait> = (0..n)
-        .map(|c| {
-            let w = Wait::decode(HANG_WAIT[c].load(Ordering::Relaxed));
-            let wait = match w {
-                Wait::Running if HANG_DONE[c].load(Ordering::Relaxed) => "finished".into(),
-                Wait::Running => "running, no heartbeat".into(),
-                w => format!("{w}"),
-            };
-            CpuWait {
-                cpu: c as u32,
-                wait,
-                stalled_ms: HANG_STALL[c].load(Ordering::Relaxed) / 1_000_000,
-            }
-        })
-        .collect();
-    let ms = waits.iter().map(|w| w.stalled_ms).max().unwrap_or(0);
-    Record::Hang { ms, waits, traces }
-}
-
 /// Prints the run's one ending and exits.
-fn end(vm: &KernelVm, td: &mut Td) -> ! {
-    let stats = || Some(vm.counters.snapshot());
+fn end(d: &KernelDriver) -> ! {
     let done = |verdict: Verdict, code: ExitCode| -> ! {
         console::record(Record::Done {
             verdict,
-            ms: vm.elapsed_ns() / 1_000_000,
-            stats: stats(),
+            ms: d.vm.elapsed_ns() / 1_000_000,
+            stats: Some(d.vm.counters.snapshot()),
         });
         qemu::exit(code)
     };
-    if HANG_AT.load(Ordering::Acquire) != 0 {
-        if REPORTED.swap(true, Ordering::AcqRel) {
-            // The tick is reporting it.
-            loop {
-                core::hint::spin_loop();
-            }
-        }
-        console::record(hang_record(vm.trace.snapshot()));
-        done(Verdict::Fail, ExitCode::Hang);
-    }
-    if let Some(f) = vm.failure() {
-        console::record(Record::Failure(f));
-        done(Verdict::Fail, ExitCode::Fail);
-    }
-    // A clean end: the books must balance now, and again once everything
-    // has been torn down (every frame and swap block free).
-    let audit = vm.check_conservation().and_then(|_| {
-        vm.teardown(td)
-            .map_err(|_| "teardown was stopped".into())
-            .and_then(|_| vm.check_conservation())
-            .and_then(|c| {
-                if c.free_frames == c.frames && c.swap_used == 0 && c.objects == 0 {
-                    Ok(())
-                } else {
-                    Err(format!("after teardown: {c:?}"))
+    match d.end() {
+        End::Hang(h) => {
+            if REPORTED.swap(true, Ordering::AcqRel) {
+                // The tick is reporting it.
+                loop {
+                    core::hint::spin_loop();
                 }
-            })
-    });
-    if let Err(why) = audit {
-        vm.fail_from(0, FailureKind::Conservation, why);
+            }
+            console::record(h.into_record());
+            done(Verdict::Fail, ExitCode::Hang)
+        }
+        End::Failure(f) => {
+            console::record(Record::Failure(f));
+            done(Verdict::Fail, ExitCode::Fail)
+        }
+        End::Done { .. } => done(Verdict::Pass, ExitCode::Pass),
     }
-    if let Some(f) = vm.failure() {
-        console::record(Record::Failure(f));
-        done(Verdict::Fail, ExitCode::Fail);
-    }
-    done(Verdict::Pass, ExitCode::Pass)
 }

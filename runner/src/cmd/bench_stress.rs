@@ -99,11 +99,12 @@ pub fn host_read(path: &Path, bytes: u64, cold: bool) -> anyhow::Result<Duration
 }
 
 pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
+    let variant = a.variant()?;
     let kernel = ctx.kernel()?;
     let qemu = ctx.qemu()?;
     let b = &a.boot;
     let accel = resolve_accel(b, &kernel, &qemu).accel;
-    let spec = StressSpec::from_args(b, a.variant, a.seed, accel, ctx.kernel.clone());
+    let spec = StressSpec::from_args(b, variant, a.seed, accel, ctx.kernel.clone());
     eprintln!(
         "bench stress: booting `{}` on {}",
         spec.append(),
@@ -249,19 +250,19 @@ mod tests {
     use super::*;
     use crate::testkit::{self, result};
     use crate::verdict::Exit;
-    use stress::Variant;
+    use stress::scenarios::d15293;
 
     #[test]
     fn rates_come_from_the_counters_and_the_run_time() {
         // testkit: 100 faults, 10 forks, 80 swap-in pages, 1000 ms.
-        let r = result(Variant::SwapPrealloc, Outcome::Clean, 5);
+        let r = result(d15293::SWAP_PREALLOC, Outcome::Clean, 5);
         let s = stress_rates(&r).expect("rates");
         assert_eq!(s.faults_per_s, 100.0);
         assert_eq!(s.forks_per_s, 10.0);
         assert_eq!(s.window_hits_per_s, 5.0);
         assert_eq!(s.swapin_bytes_per_s, 80.0 * 4096.0);
         assert_eq!(
-            stress_rates(&result(Variant::SwapPrealloc, Outcome::Infra, 0)),
+            stress_rates(&result(d15293::SWAP_PREALLOC, Outcome::Infra, 0)),
             None
         );
         assert_eq!(mb_per_s(2_000_000, Duration::from_millis(500)), 4.0);

@@ -28,6 +28,7 @@ use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg}
 use crate::summary::{VariantSummary, summarize};
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
+    let variants = &a.variants()?;
     for (flag, path) in [
         ("--json", &a.json),
         ("--plot", &a.plot),
@@ -43,7 +44,6 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     if let Some(d) = &a.trace_dir {
         crate::tracefiles::ensure_dir(d)?;
     }
-    let variants = &a.variants.0;
     let host = host_cpus();
     let jobs = a
         .jobs
@@ -111,6 +111,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     let report =
         |boots: Vec<BootResult>, wall: Duration, signal: Option<i32>, done: bool| CompareReport {
             schema: SCHEMA,
+            scenario: a.scenario,
             command: command.clone(),
             machine: b.machine,
             accel: resolved.accel,
@@ -264,7 +265,14 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
 pub fn interrupted_case(sig: i32, finished: usize, total: usize, not_run: &[Cell]) -> CaseResult {
     let names: Vec<String> = not_run
         .iter()
-        .map(|c| format!("{}/{}", c.variant, seed::show(c.seed)))
+        .map(|c| {
+            format!(
+                "{}/{}/{}",
+                c.variant.scenario_id(),
+                c.variant,
+                seed::show(c.seed)
+            )
+        })
         .collect();
     CaseResult {
         name: "compare/interrupted".into(),
@@ -410,7 +418,7 @@ pub fn junit_cases(boots: &[BootResult]) -> Vec<CaseResult> {
         .map(|b| {
             let ok = b.outcome != Outcome::Infra;
             CaseResult {
-                name: format!("{}/{}", b.variant, seed::show(b.seed)),
+                name: format!("{}/{}/{}", b.scenario, b.variant, seed::show(b.seed)),
                 ok,
                 message: format!("{}; replay: {}", boot_line(b), b.replay),
                 details: if ok {
@@ -430,9 +438,10 @@ mod tests {
     use crate::stressrun::FailureInfo;
     use crate::testkit::result;
     use stress::FailureKind;
+    use stress::scenarios::d15293;
 
     fn boots() -> Vec<BootResult> {
-        let mut c = result(Variant::Baseline, Outcome::Caught, 1);
+        let mut c = result(d15293::BASELINE, Outcome::Caught, 1);
         c.failure = Some(FailureInfo {
             kind: FailureKind::Repopulated,
             cpu: 2,
@@ -441,11 +450,11 @@ mod tests {
         });
         c.reason = "repopulated on cpu 2 after 812 ms: pindex 3".into();
         c.replay = "cargo xtask stress --variant baseline --seed 0x1".into();
-        let mut i = result(Variant::SwapPrealloc, Outcome::Infra, 0);
+        let mut i = result(d15293::SWAP_PREALLOC, Outcome::Infra, 0);
         i.seed = 2;
         i.verdict = "Panic".into();
         i.reason = "cpu 1: boom".into();
-        vec![c, result(Variant::SwapPrealloc, Outcome::Clean, 4), i]
+        vec![c, result(d15293::SWAP_PREALLOC, Outcome::Clean, 4), i]
     }
 
     #[test]
@@ -457,9 +466,9 @@ mod tests {
                 .map(|c| (c.name.as_str(), c.ok))
                 .collect::<Vec<_>>(),
             vec![
-                ("baseline/0x1", true),
-                ("swap-prealloc/0x1", true),
-                ("swap-prealloc/0x2", false)
+                ("d15293/baseline/0x1", true),
+                ("d15293/swap-prealloc/0x1", true),
+                ("d15293/swap-prealloc/0x2", false)
             ]
         );
         assert!(
@@ -480,8 +489,8 @@ mod tests {
     fn table_and_notes_show_verdicts_and_replays() {
         let b = boots();
         let rows = vec![
-            summarize(Variant::Baseline, &b),
-            summarize(Variant::SwapPrealloc, &b),
+            summarize(d15293::BASELINE, &b),
+            summarize(d15293::SWAP_PREALLOC, &b),
         ];
         let t = table(&rows).to_string();
         assert!(t.contains("caught") && t.contains("inconclusive"), "{t}");

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod fuzz;
 pub mod merge;
 pub mod run;
+pub mod scenarios;
 pub mod stress;
 pub mod test;
 
@@ -65,5 +66,6 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Compare(a) => compare::run(&ctx, &a),
         Command::Fuzz(a) => fuzz::run(&ctx, &a),
         Command::Merge(a) => merge::run(&ctx, &a),
+        Command::Scenarios => scenarios::run(),
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask run`: boot once, stream the console, print the verdict.
 
-use stress::Variant;
+use stress::proto::StressRequest;
 
 use super::Ctx;
 use crate::accel::Chooser;
@@ -40,26 +40,28 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
     Ok(out.verdict().exit_status())
 }
 
-/// Joins and checks the kernel arguments: key=value tokens, a valid
-/// `variant=` if any.
+/// Joins and checks the kernel arguments: key=value tokens; with
+/// `mode=stress` (or any stress word: scenario, variant) a whole, valid
+/// stress request, parsed as the kernel will.
 pub fn kernel_cmdline(args: &[String]) -> Result<String> {
     let tokens: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
     if tokens.is_empty() {
         return Ok(DEFAULT_APPEND.into());
     }
+    let mut stress = false;
     for t in &tokens {
         let Some((key, value)) = t.split_once('=') else {
             return Err(Error::usage(format!(
                 "kernel argument '{t}' is not key=value (e.g. mode=tests)"
             )));
         };
-        if key == "variant" {
-            value
-                .parse::<Variant>()
-                .map_err(|e| Error::usage(e.to_string()))?;
-        }
+        stress |= (key == "mode" && value == "stress") || key == "scenario" || key == "variant";
     }
-    Ok(tokens.join(" "))
+    let line = tokens.join(" ");
+    if stress {
+        line.parse::<StressRequest>().map_err(Error::usage)?;
+    }
+    Ok(line)
 }
 
 #[cfg(test)]
@@ -73,10 +75,18 @@ mod tests {
             kernel_cmdline(&["mode=tests expect_cpus=2".into(), "tests=a,b".into()]).expect("ok"),
             "mode=tests expect_cpus=2 tests=a,b"
         );
-        let e = kernel_cmdline(&["variant=nope".into()]).expect_err("bad variant");
+        let e = kernel_cmdline(&["mode=stress variant=nope seed=1 duration_ms=5".into()])
+            .expect_err("bad variant");
         assert!(e.to_string().contains("swap-prealloc"), "{e}");
         assert_eq!(e.exit_code(), 2);
-        assert!(kernel_cmdline(&["variant=split-skip".into()]).is_ok());
+        let e = kernel_cmdline(&["mode=stress scenario=nope variant=baseline".into()])
+            .expect_err("bad scenario");
+        assert!(e.to_string().contains("unknown scenario 'nope'"), "{e}");
+        let e = kernel_cmdline(&["mode=stress variant=baseline".into()]).expect_err("no seed");
+        assert!(e.to_string().contains("needs seed"), "{e}");
+        assert!(
+            kernel_cmdline(&["mode=stress variant=split-skip seed=1 duration_ms=5".into()]).is_ok()
+        );
         assert!(kernel_cmdline(&["tests".into()]).is_err());
     }
 }

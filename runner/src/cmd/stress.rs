@@ -28,6 +28,7 @@ use crate::seed;
 use crate::stressrun::{BootResult, HangBy, Outcome, StressSpec, resolve_accel};
 
 pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
+    let variant = a.variant()?;
     for (flag, path) in [
         ("--json", &a.json),
         ("--trace-out", &a.trace_out),
@@ -41,9 +42,10 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     let kernel = ctx.kernel()?;
     let qemu = ctx.qemu()?;
     let accel = resolve_accel(&a.boot, &kernel, &qemu).accel;
-    let spec = StressSpec::from_args(&a.boot, a.variant, seed, accel, ctx.kernel.clone());
+    let spec = StressSpec::from_args(&a.boot, variant, seed, accel, ctx.kernel.clone());
     crate::note!(
-        "stress: variant {} seed {}{} on {} for {} s (timeout {} s)",
+        "stress: scenario {} variant {} seed {}{} on {} for {} s (timeout {} s)",
+        a.scenario,
         spec.variant,
         seed::show(seed),
         if a.seed.is_none() { " (random)" } else { "" },
@@ -121,6 +123,7 @@ fn interrupted(
     let _ = writeln!(text, "replay:\n  {}", spec.replay());
     if let Some(p) = json_path {
         let doc = json::StressInterrupted {
+            scenario: spec.variant.scenario_id(),
             schema: json::SCHEMA,
             interrupted: true,
             signal: name.into(),
@@ -313,7 +316,8 @@ mod tests {
     use crate::testkit::*;
     use crate::verdict::Exit;
     use std::time::Duration;
-    use stress::{FailureKind, Variant};
+    use stress::FailureKind;
+    use stress::scenarios::d15293;
 
     fn spec() -> StressSpec {
         StressSpec {
@@ -328,7 +332,7 @@ mod tests {
             vec![
                 hello(),
                 ready(),
-                failure(Variant::Baseline, 0x2a, FailureKind::Repopulated),
+                failure(d15293::BASELINE, 0x2a, FailureKind::Repopulated),
                 done(false, 1300, Some(stats(3))),
             ],
             Exit::Status(35),

@@ -6,7 +6,8 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 use stress::proto::{Record, Verdict};
-use stress::{Failure, FailureKind, Variant};
+use stress::scenarios::d15293;
+use stress::{Failure, FailureKind};
 
 use super::valid::Mode;
 use super::{Line, Script};
@@ -220,7 +221,8 @@ pub fn apply(orig: &Script, mode: Mode, d: &Damage) -> Vec<u8> {
                 Bad::Failure(kind) => Record::Failure(Failure {
                     kind: *kind,
                     seed: 1,
-                    variant: Variant::Baseline,
+                    scenario: stress::ScenarioId::DEFAULT,
+                    variant: d15293::BASELINE,
                     cpu: 0,
                     ms: 5,
                     detail: "fuzz".into(),

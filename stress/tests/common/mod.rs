@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use std::sync::atomic::AtomicBool as Flag;
+use stress::failure::FailureKind;
 use stress::fork::Region;
 use stress::host::{HostPlatform, Script};
-use stress::oracle::Watchdog;
+use stress::run::Watchdog;
 use stress::vm::{Res, Td, Vm, VmConfig};
 use stress::{Platform, Variant};
 
@@ -95,14 +96,22 @@ pub fn run_cpus<'a>(
             }
             panicked = Some(p);
         }
-        let mut dog = Watchdog::new(n, stall.as_nanos() as u64, vm.p.now_ns());
+        let dog = Watchdog::new(n, stall.as_nanos() as u64, vm.p.now_ns());
         loop {
-            let d: Vec<bool> = done.iter().map(|d| d.load(Ordering::SeqCst)).collect();
-            if d.iter().all(|x| *x) {
+            for (c, d) in done.iter().enumerate() {
+                if d.load(Ordering::SeqCst) {
+                    dog.mark_done(c);
+                }
+            }
+            if dog.all_done() {
                 break;
             }
-            if dog.observe(vm, &d, vm.p.now_ns()).is_some() {
-                // Keep waiting: the jobs see Stop and return.
+            if dog.observe(vm, vm.p.now_ns()) {
+                // The jobs see Stop and return; the hang is recorded on the
+                // VM for the test to see.
+                if let Some(h) = dog.report(Vec::new()) {
+                    vm.fail_from(0, FailureKind::Hang, h.summary());
+                }
             }
             std::thread::sleep(Duration::from_millis(2));
         }

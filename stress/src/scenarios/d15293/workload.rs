@@ -12,6 +12,25 @@ use crate::platform::{Platform, Site};
 use crate::variant::Variant;
 use crate::vm::{Delay, Res, Td, Vm, VmConfig};
 
+impl Role {
+    /// Its name in diagnostics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Fault => "fault",
+            Role::Fork => "fork",
+            Role::Pageout => "pageout",
+            Role::ForkPageout => "fork+pageout",
+            Role::All => "all",
+        }
+    }
+
+    /// Whether it runs the fork loop (the run's main loop: a host budget
+    /// counts its iterations; faults and the page daemon run until it is done).
+    pub const fn leads(self) -> bool {
+        !matches!(self, Role::Pageout | Role::Fault)
+    }
+}
+
 /// What one CPU does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -135,6 +154,8 @@ impl Workload {
         let mut td = Td::new(usize::MAX / 3, self.seed);
         VmConfig {
             variant,
+            sites: variant.sites(),
+            window: variant.scenario().window,
             seed: self.seed,
             ncpus,
             frames: 384,
@@ -160,7 +181,7 @@ impl Workload {
         }
     }
 
-    fn random_vpn(&self, td: &mut Td) -> u64 {
+    pub fn random_vpn(&self, td: &mut Td) -> u64 {
         let total: u64 = self.regions.iter().map(|r| r.pages).sum();
         let mut i = td.below(total);
         for r in &self.regions {
@@ -396,7 +417,7 @@ mod tests {
     fn conservation_holds_after_random_operations() {
         for seed in 0..4u64 {
             let w = Workload::for_seed(seed);
-            let vm = testutil::vm(Variant::Baseline, 192);
+            let vm = testutil::vm(crate::scenarios::d15293::BASELINE, 192);
             let mut td = Td::new(0, seed);
             let parents = vm.setup(&mut td, &w).unwrap();
             let mut children = Vec::new();

@@ -1,0 +1,211 @@
+//! Scenario `d15293`: fork splits an object while a swap-in with read-behind
+//! is in flight (FreeBSD review D15293, 2018; fixed by r335171).
+//!
+//! The race: a fault busies page `p` of object `O` and, in getpages, drops
+//! `O`'s lock to take a pbuf; fork splits `O`, moves the pages below `p` and
+//! sleeps on busy `p`; the fault relocks `O`, clips read-behind against pages
+//! that are now gone and re-creates them from stale swap; split restarts
+//! from the start of the range and finds `O` repopulated. The variants are
+//! the diffs argued in the review; `docs/scenarios/d15293.md` has the
+//! interleaving and the measurements.
+
+pub mod workload;
+
+use alloc::vec::Vec;
+
+use super::{D15293, Expect, Guard, Scenario};
+use crate::failure::FailureKind;
+use crate::platform::Platform;
+use crate::sites::{Sites, SplitSkip, Window};
+use crate::variant::{Variant, VariantDef};
+use crate::vm::{Res, Td, Vm, VmConfig};
+use workload::{Parents, Workload, roles};
+
+/// FreeBSD around r334544, before the fix.
+pub const BASELINE: Variant = Variant::new(D15293, 0);
+/// kib's first diff: split frees an orig page whose index the new object holds.
+pub const SPLIT_SKIP: Variant = Variant::new(D15293, 1);
+/// The same check with the condition inverted.
+pub const SPLIT_SKIP_INVERTED: Variant = Variant::new(D15293, 2);
+/// alc's diff: split restarts at the busy page's pindex.
+pub const SPLIT_RESTART: Variant = Variant::new(D15293, 3);
+/// alc's diff: getpages clips read-behind before unlocking.
+pub const SWAP_CLIP: Variant = Variant::new(D15293, 4);
+/// The committed fix (r335171).
+pub const SWAP_PREALLOC: Variant = Variant::new(D15293, 5);
+/// alc's thought: split waits for paging-in-progress first.
+pub const SPLIT_PIPWAIT: Variant = Variant::new(D15293, 6);
+/// vm_fault without the map timestamp re-check.
+pub const NO_TIMESTAMP_RECHECK: Variant = Variant::new(D15293, 7);
+
+const OFF: Sites = Sites {
+    split_pip_wait: false,
+    split_skip: SplitSkip::Off,
+    split_restart_at_busy: false,
+    getpages_clip_early: false,
+    getpages_alloc_before_pbuf: false,
+    fault_skip_timestamp_recheck: false,
+};
+
+/// The scenario.
+pub static SCENARIO: Scenario = Scenario {
+    name: "d15293",
+    title: "fork splits an object while a swap-in with read-behind is in flight",
+    references: &[
+        "review D15293 (2018, kib, alc, avg, markj)",
+        "fix r335171 (2018-06-14, kib with alc, tested by pho)",
+    ],
+    variants: &[
+        VariantDef {
+            name: "baseline",
+            summary: "FreeBSD before the fix (r334544)",
+            sites: OFF,
+            touches: &[],
+            reference: "FreeBSD r334544",
+        },
+        VariantDef {
+            name: "split-skip",
+            summary: "kib's first diff: split frees an orig page whose index the new object holds",
+            sites: Sites {
+                split_skip: SplitSkip::Held,
+                ..OFF
+            },
+            touches: &["vm_object_split: page loop skips pages the new object holds"],
+            reference: "D15293, kib's first diff",
+        },
+        VariantDef {
+            name: "split-skip-inverted",
+            summary: "the same check with the condition inverted (avg's question)",
+            sites: Sites {
+                split_skip: SplitSkip::NotHeld,
+                ..OFF
+            },
+            touches: &["vm_object_split: page loop skips pages the new object lacks"],
+            reference: "D15293, the revision avg questioned",
+        },
+        VariantDef {
+            name: "split-restart",
+            summary: "alc's diff: split restarts find_least at the busy page's pindex",
+            sites: Sites {
+                split_restart_at_busy: true,
+                ..OFF
+            },
+            touches: &["vm_object_split: restart point after sleeping on a busy page"],
+            reference: "D15293, alc's diff",
+        },
+        VariantDef {
+            name: "swap-clip",
+            summary: "alc's diff: getpages clips rbehind to the resident predecessor before unlocking",
+            sites: Sites {
+                getpages_clip_early: true,
+                ..OFF
+            },
+            touches: &["swap_pager_getpages: clip read-behind before dropping the lock"],
+            reference: "D15293, alc's diff",
+        },
+        VariantDef {
+            name: "swap-prealloc",
+            summary: "the committed fix (r335171): allocate behind/ahead pages before getpbuf",
+            sites: Sites {
+                getpages_alloc_before_pbuf: true,
+                ..OFF
+            },
+            touches: &["swap_pager_getpages: allocate behind/ahead pages, then take the pbuf"],
+            reference: "r335171",
+        },
+        VariantDef {
+            name: "split-pipwait",
+            summary: "alc's thought: split waits for paging-in-progress to drain first",
+            sites: Sites {
+                split_pip_wait: true,
+                ..OFF
+            },
+            touches: &["vm_object_split: wait for paging-in-progress before the page loop"],
+            reference: "D15293, alc's comment",
+        },
+        VariantDef {
+            name: "no-timestamp-recheck",
+            summary: "vm_fault skips the map timestamp re-check after the pager",
+            sites: Sites {
+                fault_skip_timestamp_recheck: true,
+                ..OFF
+            },
+            touches: &["vm_fault: map timestamp re-check after the pager"],
+            reference: "deliberately broken (shows the stale-data oracle)",
+        },
+    ],
+    default_variant: "baseline",
+    bench_variant: "swap-prealloc",
+    window: Window::SplitMetReadBehind,
+    window_doc: "vm_object_split met a busy page (or, waiting for paging, a swap-in) while a \
+                 read-behind swap-in of the same object was in flight",
+    oracles: &[
+        FailureKind::Repopulated,
+        FailureKind::DuplicatePage,
+        FailureKind::StaleData,
+        FailureKind::Conservation,
+        FailureKind::Hang,
+    ],
+    guards: &[
+        Guard {
+            variant: "baseline",
+            expect: Expect::Caught(&[FailureKind::Repopulated, FailureKind::DuplicatePage]),
+        },
+        Guard {
+            variant: "swap-prealloc",
+            expect: Expect::CleanWithWindow,
+        },
+    ],
+};
+
+/// The workload of this scenario for one run.
+pub struct Race {
+    w: Workload,
+    parents: Option<Parents>,
+}
+
+impl Race {
+    pub fn new(seed: u64) -> Self {
+        Race {
+            w: Workload::for_seed(seed),
+            parents: None,
+        }
+    }
+}
+
+impl<P: Platform> super::Race<P> for Race {
+    fn config(&self, variant: Variant, ncpus: usize) -> VmConfig {
+        self.w.vm_config(variant, ncpus)
+    }
+
+    fn roles(&self, ncpus: usize) -> Vec<super::Role> {
+        roles(ncpus)
+            .into_iter()
+            .map(|r| super::Role {
+                name: r.name(),
+                leads: r.leads(),
+            })
+            .collect()
+    }
+
+    fn setup(&mut self, vm: &Vm<P>, td: &mut Td) -> Res<()> {
+        self.parents = Some(vm.setup(td, &self.w)?);
+        Ok(())
+    }
+
+    fn run_cpu(
+        &self,
+        vm: &Vm<P>,
+        td: &mut Td,
+        cpu: usize,
+        ncpus: usize,
+        budget: Option<u64>,
+        after: &mut dyn FnMut(&Vm<P>),
+    ) -> Res<()> {
+        let Some(parents) = &self.parents else {
+            return Ok(());
+        };
+        let role = roles(ncpus)[cpu];
+        vm.run_role_with(td, &self.w, parents, role, budget, |vm| after(vm))
+    }
+}
