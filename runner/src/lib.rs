@@ -16,7 +16,8 @@
 //! (one stress boot: spec, result, outcome), [`live`] (the status line),
 //! [`finding`] (the interleaving of a failure), [`matrix`] (scheduling the
 //! variant × boot matrix and its shards), [`merge`] (shard reports into
-//! one), [`summary`] (statistics and variant verdicts),
+//! one), [`summary`] (statistics and variant verdicts), [`confidence`]
+//! (the bounds and the decision rule of `compare --until-confident`),
 //! [`json`] (reports, atomic writes), [`plot`] (the SVG).
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod accel;
 pub mod boot;
 pub mod cli;
 pub mod cmd;
+pub mod confidence;
 pub mod console;
 pub mod disk;
 pub mod error;
