@@ -75,7 +75,7 @@ pub fn lower(failures: u64, hits: u64) -> f64 {
 /// The fewest failure-free hits whose 95% upper bound is at most `rate`
 /// (`None` when `rate` is 0: no count suffices).
 pub fn hits_needed(rate: f64) -> Option<u64> {
-    if !(rate > 0.0) {
+    if rate.is_nan() || rate <= 0.0 {
         return None;
     }
     if rate >= 1.0 {

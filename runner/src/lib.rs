@@ -18,10 +18,12 @@
 //! variant × boot matrix and its shards), [`merge`] (shard reports into
 //! one), [`summary`] (statistics and variant verdicts), [`confidence`]
 //! (the bounds and the decision rule of `compare --until-confident`),
+//! [`adaptive`] (its loop: boots per variant until decided),
 //! [`json`] (reports, atomic writes), [`plot`] (the SVG).
 #![forbid(unsafe_code)]
 
 pub mod accel;
+pub mod adaptive;
 pub mod boot;
 pub mod cli;
 pub mod cmd;

@@ -92,6 +92,9 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
     let Some((first_name, first)) = inputs.first() else {
         return Err("nothing to merge".into());
     };
+    if inputs.iter().any(|(_, r)| r.confident.is_some()) {
+        return crate::adaptive::merge(inputs, command);
+    }
     let key = PlanKey::of(first);
     for (name, r) in inputs {
         if r.schema != SCHEMA {
@@ -201,6 +204,7 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
         interrupted: false,
         signal: None,
         merged_from: inputs.iter().map(|(n, _)| n.clone()).collect(),
+        confident: None,
     })
 }
 
@@ -265,6 +269,7 @@ mod tests {
             interrupted: false,
             signal: None,
             merged_from: Vec::new(),
+            confident: None,
         }
     }
 

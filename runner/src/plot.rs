@@ -65,9 +65,24 @@ pub fn marks(variants: &[Variant], boots: &[BootResult], duration_ms: f64) -> Ve
 /// The SVG text of the plot.
 pub fn svg(variants: &[Variant], boots: &[BootResult], duration_ms: f64) -> anyhow::Result<String> {
     let mut text = String::new();
-    draw(&mut text, variants, boots, duration_ms)
+    draw(&mut text, variants, &[], boots, duration_ms)
         .map_err(|e| anyhow!("cannot draw the plot: {e}"))?;
     Ok(text)
+}
+
+/// Writes the plot with a label under every variant's name (the decision
+/// of `compare --until-confident`) to `path` (atomically).
+pub fn write_labelled(
+    path: &Path,
+    variants: &[Variant],
+    labels: &[String],
+    boots: &[BootResult],
+    duration_ms: f64,
+) -> anyhow::Result<()> {
+    let mut text = String::new();
+    draw(&mut text, variants, labels, boots, duration_ms)
+        .map_err(|e| anyhow!("cannot draw the plot: {e}"))?;
+    crate::json::write_file_atomic(path, text.as_bytes())
 }
 
 /// Writes the plot to `path` (atomically).
@@ -84,6 +99,7 @@ pub fn write(
 fn draw(
     out: &mut String,
     variants: &[Variant],
+    labels: &[String],
     boots: &[BootResult],
     duration_ms: f64,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -197,6 +213,9 @@ fn draw(
     for (i, v) in variants.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(i as f64, 0.0));
         root.draw(&Text::new(v.name(), (px, py + 8), label.clone()))?;
+        if let Some(l) = labels.get(i) {
+            root.draw(&Text::new(l.as_str(), (px, py + 24), label.clone()))?;
+        }
     }
     root.present()?;
     Ok(())

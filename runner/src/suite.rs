@@ -541,6 +541,7 @@ impl Suite<'_> {
             accel: resolved.accel,
             accel_flag: (self.accel != AccelChoice::Auto).then_some(self.accel),
             kernel_flag: None,
+            steer: true,
         };
         let bspec = spec.boot_spec(self.kernel.clone(), self.qemu.clone());
         let (out, time) = self.run_spec(&bspec, ktap);

@@ -28,6 +28,9 @@ use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg}
 use crate::summary::{VariantSummary, summarize};
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
+    if a.until_confident {
+        return super::confident::run(ctx, a);
+    }
     for (flag, path) in [
         ("--json", &a.json),
         ("--plot", &a.plot),
@@ -123,6 +126,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             interrupted: !done,
             signal: signal.map(|s| reaper::signal_name(s).to_string()),
             merged_from: Vec::new(),
+            confident: None,
         };
     let mut checkpoint_error = None;
     let results = matrix::run(
