@@ -43,6 +43,7 @@ pub mod platform;
 pub mod proto;
 pub mod split;
 pub mod stats;
+pub mod steer;
 pub mod swap;
 pub mod swap_pager;
 pub mod sync;

@@ -65,7 +65,7 @@ pub enum Mode {
     DiskBench { mib: u64 },
 }
 
-/// `mode=stress variant=V seed=S duration_ms=D [progress_ms=P] [stall_ms=W]`.
+/// `mode=stress variant=V seed=S duration_ms=D [progress_ms=P] [stall_ms=W] [steer=0|1]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StressArgs {
     pub variant: stress::Variant,
@@ -73,6 +73,8 @@ pub struct StressArgs {
     pub duration_ms: u64,
     pub progress_ms: u64,
     pub stall_ms: u64,
+    /// Steer the workload toward the race window (default 1).
+    pub steer: bool,
 }
 
 /// A virtio-mmio device announced by microvm: `virtio_mmio.device=<size>@<base>:<irq>`.
@@ -146,6 +148,7 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
     let mut duration_ms = None;
     let mut progress_ms = 250;
     let mut stall_ms = 3000;
+    let mut steer = true;
     let mut mib = 32;
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
@@ -194,6 +197,13 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
             "duration_ms" => duration_ms = Some(positive(key, value, false)?),
             "progress_ms" => progress_ms = positive(key, value, false)?,
             "stall_ms" => stall_ms = positive(key, value, false)?,
+            "steer" => {
+                steer = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(format!("bad steer={value:?}: expected 0 or 1")),
+                }
+            }
             "mib" => mib = positive(key, value, false)?,
             "virtio_mmio.device" => devices.push(virtio_mmio(value).ok_or_else(|| {
                 format!("bad virtio_mmio.device={value:?}: expected <size>@<base>:<irq>")
@@ -229,6 +239,7 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
             duration_ms: duration_ms.ok_or("mode=stress needs duration_ms=N")?,
             progress_ms,
             stall_ms,
+            steer,
         }),
         Some("diskbench") => Mode::DiskBench { mib },
         Some(other) => {
@@ -343,7 +354,18 @@ mod tests {
                 duration_ms: 5000,
                 progress_ms: 250,
                 stall_ms: 2000,
+                steer: true,
             })
+        );
+        let c = parse("mode=stress variant=baseline seed=1 duration_ms=5 steer=0").unwrap();
+        assert!(matches!(
+            c.mode,
+            Mode::Stress(StressArgs { steer: false, .. })
+        ));
+        assert!(
+            parse("mode=stress variant=baseline seed=1 duration_ms=5 steer=on")
+                .unwrap_err()
+                .contains("steer")
         );
         assert!(
             parse("mode=stress seed=1 duration_ms=1")

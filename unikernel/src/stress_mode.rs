@@ -94,7 +94,7 @@ pub fn run(args: &StressArgs) -> ! {
         ))
     };
     let n = cpu::count();
-    let w = Workload::for_seed(args.seed);
+    let w = Workload::for_seed(args.seed).steered(args.steer);
     let vm: &'static KernelVm = Box::leak(Box::new(Vm::new(
         KernelPlatform { disk },
         w.vm_config(args.variant, n),
@@ -102,12 +102,13 @@ pub fn run(args: &StressArgs) -> ! {
     VM.call_once(|| vm);
     let roles = roles(n);
     diag!(
-        "stress: variant {} seed {:#x} cpus {} roles {:?} duration {} ms, {} frames, {} pbufs, swap {} pages",
+        "stress: variant {} seed {:#x} cpus {} roles {:?} duration {} ms, steer {}, {} frames, {} pbufs, swap {} pages",
         args.variant,
         args.seed,
         n,
         roles,
         args.duration_ms,
+        u8::from(args.steer),
         vm.cfg.frames,
         vm.cfg.pbufs,
         disk.capacity_pages()
