@@ -35,7 +35,7 @@ use crate::console::LineKind;
 use crate::json::{CompareReport, SCHEMA};
 use crate::matrix::Shard;
 use crate::stressrun::{BootResult, Ended, Outcome, StressSpec};
-use crate::summary::summarize;
+use crate::summary::{VariantSummary, VariantVerdict, summarize};
 
 /// Failures of the reference before it is settled: with 10, its 95% lower
 /// bound is about half its measured rate (with 1 it would be a twentieth).
@@ -160,6 +160,22 @@ pub fn judge(s: &Settings, boots: &[BootResult]) -> Confident {
         reference_failures: s.reference_failures,
         measured: Some(r),
         decisions,
+    }
+}
+
+/// The table rows of an adaptive run say its decisions (not the fixed
+/// matrix's verdicts): verdict and why from each variant's claim.
+pub fn decided_rows(rows: &mut [VariantSummary], c: &Confident) {
+    for r in rows.iter_mut().filter(|r| r.boots > 0) {
+        if let Some(d) = c.decisions.iter().find(|d| d.variant == r.variant) {
+            r.verdict = match d.claim.decision {
+                Decision::Caught => VariantVerdict::Caught,
+                Decision::Hangs => VariantVerdict::Hangs,
+                Decision::Clean => VariantVerdict::Clean,
+                Decision::Inconclusive => VariantVerdict::Inconclusive,
+            };
+            r.why = d.claim.text.clone();
+        }
     }
 }
 
@@ -514,13 +530,16 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
         shard: None,
         jobs: 1,
     };
+    let confident = judge(&s, &boots);
+    let mut rows: Vec<_> = variants.iter().map(|v| summarize(*v, &boots)).collect();
+    decided_rows(&mut rows, &confident);
     Ok(CompareReport {
         command,
         jobs: inputs.iter().map(|(_, r)| r.jobs).max().unwrap_or(1),
         wall_ms: inputs.iter().map(|(_, r)| r.wall_ms).max().unwrap_or(0),
-        variants: variants.iter().map(|v| summarize(*v, &boots)).collect(),
+        variants: rows,
         planned: boots.len(),
-        confident: Some(judge(&s, &boots)),
+        confident: Some(confident),
         boots,
         shard: None,
         merged_from: inputs.iter().map(|(n, _)| n.clone()).collect(),
@@ -675,7 +694,11 @@ mod tests {
             seed_base: s.seed_base,
             jobs: 1,
             wall_ms: 10,
-            variants: s.variants.iter().map(|v| summarize(*v, &boots)).collect(),
+            variants: {
+                let mut rows: Vec<_> = s.variants.iter().map(|v| summarize(*v, &boots)).collect();
+                decided_rows(&mut rows, &judge(s, &boots));
+                rows
+            },
             planned: boots.len(),
             confident: Some(judge(s, &boots)),
             boots,

@@ -22,7 +22,7 @@ use crate::reaper;
 use crate::report::{self, CaseResult};
 use crate::seed;
 use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg};
-use crate::summary::summarize;
+use crate::summary::{VariantSummary, summarize};
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     for (flag, path) in [
@@ -95,6 +95,9 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = |boots: Vec<BootResult>, wall: Duration, signal: Option<i32>, done: bool| {
         let confident = adaptive::judge(&s, &boots);
+        let mut summaries: Vec<VariantSummary> =
+            variants.iter().map(|v| summarize(*v, &boots)).collect();
+        adaptive::decided_rows(&mut summaries, &confident);
         CompareReport {
             schema: SCHEMA,
             command: command.clone(),
@@ -107,7 +110,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             seed_base: a.seed_base,
             jobs,
             wall_ms: wall.as_millis() as u64,
-            variants: variants.iter().map(|v| summarize(*v, &boots)).collect(),
+            variants: summaries,
             planned: boots.len(),
             boots,
             kernel_sha256: kernel_sha256.clone(),
@@ -269,6 +272,7 @@ pub fn decision_cases(c: &Confident) -> Vec<CaseResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::summary::VariantVerdict;
     use crate::testkit::result;
 
     #[test]
@@ -294,6 +298,19 @@ mod tests {
             jobs: 1,
         };
         let c = adaptive::judge(&s, &boots);
+        let mut rows: Vec<VariantSummary> =
+            s.variants.iter().map(|v| summarize(*v, &boots)).collect();
+        // The fixed matrix would call split-skip clean (its one boot ran
+        // clean and opened the window); the adaptive decision does not.
+        assert_eq!(rows[2].verdict, VariantVerdict::Clean);
+        adaptive::decided_rows(&mut rows, &c);
+        assert_eq!(rows[2].verdict, VariantVerdict::Inconclusive);
+        assert_eq!(rows[1].verdict, VariantVerdict::Clean);
+        assert!(
+            rows[2].why.starts_with("inconclusive: 0 failures in 10"),
+            "{}",
+            rows[2].why
+        );
         let text = claims(&c, &boots);
         assert!(
             text.contains("baseline: caught: 10 failure(s) in 100 window hits"),
