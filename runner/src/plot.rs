@@ -279,6 +279,20 @@ mod tests {
     }
 
     #[test]
+    fn decisions_go_under_their_columns() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("p.svg");
+        let vs = [Variant::Baseline, Variant::SwapPrealloc];
+        let labels = ["decided caught".to_string(), "decided clean".to_string()];
+        write_labelled(&p, &vs, &labels, &boots(), 5000.0).expect("writes");
+        let s = std::fs::read_to_string(&p).expect("svg");
+        assert!(
+            s.contains("decided caught") && s.contains("decided clean"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn svg_has_every_variant_and_mark() {
         let vs = [
             Variant::Baseline,

@@ -188,7 +188,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
         let labels: Vec<String> = confident
             .decisions
             .iter()
-            .map(|d| d.claim.decision.to_string())
+            .map(|d| format!("decided {}", d.claim.decision))
             .collect();
         crate::plot::write_labelled(
             p,
