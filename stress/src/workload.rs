@@ -307,7 +307,15 @@ impl<P: Platform> Vm<P> {
             // Fork into the window: when a fault holds a page of an object
             // this fork splits busy in the pager (or after a while). Alone
             // on one CPU there is no other fault to wait for.
-            self.await_window(parent, crate::steer::WAIT_NS);
+            if !self.await_window(parent, crate::steer::WAIT_NS)
+                && let Some(new) = self.new_parent(td, w)?
+            {
+                // No window opened on this parent: its objects are no
+                // longer ones fork splits. A fresh parent's are.
+                let old = parents.replace(slot, new);
+                self.vmspace_exit(td, old)?;
+                return Ok(());
+            }
         }
         let Some(child) = self.vmspace_fork(td, parent)? else {
             return Ok(());
