@@ -189,10 +189,21 @@ static BOOTS: AtomicU64 = AtomicU64::new(0);
 /// [`qemu::KVM_CPUS`], which every later boot of this runner then uses; one
 /// line on stderr says which model was picked and why.
 pub fn boot(spec: &BootSpec, on_line: &mut dyn FnMut(&ConsoleLine)) -> BootOutcome {
+    boot_until(spec, on_line, &|| false)
+}
+
+/// [`boot`], ending the boot early (killing QEMU) as soon as `stop` says so;
+/// `stop` is asked after every console line. The caller that stopped a boot
+/// knows it did: the outcome is that of a QEMU killed by the runner.
+pub fn boot_until(
+    spec: &BootSpec,
+    on_line: &mut dyn FnMut(&ConsoleLine),
+    stop: &dyn Fn() -> bool,
+) -> BootOutcome {
     loop {
         let io_uring = IO_URING.load(Ordering::Relaxed);
         let model = KVM_CPU.load(Ordering::Relaxed);
-        let out = boot_with(spec, on_line, io_uring, model);
+        let out = boot_with(spec, on_line, stop, io_uring, model);
         if io_uring && refused_io_uring(&out) {
             // This QEMU (or this host kernel) cannot do io_uring: do without
             // it from now on, and boot again.
@@ -268,6 +279,7 @@ fn refused_io_uring(out: &BootOutcome) -> bool {
 fn boot_with(
     spec: &BootSpec,
     on_line: &mut dyn FnMut(&ConsoleLine),
+    stop: &dyn Fn() -> bool,
     io_uring: bool,
     kvm_cpu: usize,
 ) -> BootOutcome {
@@ -372,7 +384,12 @@ fn boot_with(
             (None, None) => deadline,
         };
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(ev) => st.handle(ev, t0, on_line),
+            Ok(ev) => {
+                st.handle(ev, t0, on_line);
+                if st.exited.is_none() && stop() {
+                    break;
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {
                 timed_out = st.exited.is_none() && st.stopped.is_none();
                 break;

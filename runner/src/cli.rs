@@ -314,6 +314,24 @@ pub struct StressBootArgs {
     /// Accelerator [default: auto].
     #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
+    /// Steer the workload toward the race window (the fork loop forks when
+    /// a fault waits in getpages on the parent's object); `off` keeps the
+    /// random workload. Blind to the variant.
+    #[arg(long, value_enum, default_value_t = Steer::On)]
+    pub steer: Steer,
+}
+
+/// `--steer on|off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Steer {
+    On,
+    Off,
+}
+
+impl Steer {
+    pub const fn on(self) -> bool {
+        matches!(self, Steer::On)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -424,6 +442,35 @@ pub struct CompareArgs {
     /// Slurm array it must equal the array's task count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub shards: Option<u32>,
+    /// Instead of the fixed matrix, boot each variant until it is decided:
+    /// caught at its first oracle failure; clean once 0 failures in its
+    /// window hits bound its per-hit failure rate (95%) at least --factor
+    /// times below the unfixed variant's, measured in the same run;
+    /// inconclusive when --budget runs out. --boots is then unused.
+    #[arg(long)]
+    pub until_confident: bool,
+    /// With --until-confident: how many times less often per window hit a
+    /// clean variant must fail than the unfixed one (more than 1).
+    #[arg(long, value_name = "F", default_value_t = 100.0, requires = "until_confident",
+          value_parser = parse_factor)]
+    pub factor: f64,
+    /// With --until-confident: wall seconds for the whole run; undecided
+    /// variants are then inconclusive.
+    #[arg(long, value_name = "S", default_value = "120", requires = "until_confident",
+          value_parser = parse_secs)]
+    pub budget: Duration,
+    /// With --until-confident: boot seconds one variant may use at most.
+    #[arg(long, value_name = "S", requires = "until_confident", value_parser = parse_secs)]
+    pub variant_budget: Option<Duration>,
+}
+
+/// Parses `--factor`: a number above 1.
+pub fn parse_factor(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v > 1.0 && v <= 1e9) {
+        return Err(format!("{s} is not in (1, 1e9]"));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Subcommand)]

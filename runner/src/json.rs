@@ -68,6 +68,10 @@ pub struct CompareReport {
     /// For `cargo xtask merge`: the shard reports it combined.
     #[serde(default)]
     pub merged_from: Vec<String>,
+    /// `compare --until-confident`: every variant's decision, computed from
+    /// `boots` (then `boots_per_variant` is 0: there is no fixed plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confident: Option<crate::adaptive::Confident>,
 }
 
 /// What `stress --json` writes when SIGINT/SIGTERM stopped the boot: no
@@ -241,6 +245,7 @@ mod tests {
             interrupted: false,
             signal: None,
             merged_from: Vec::new(),
+            confident: None,
         }
     }
 

@@ -17,15 +17,19 @@
 //! [`finding`] (the interleaving of a failure), [`matrix`] (scheduling the
 //! variant × boot matrix and its shards), [`shard_env`] (`--shard auto`
 //! from a job array's environment), [`merge`] (shard reports into
-//! one), [`summary`] (statistics and variant verdicts),
+//! one), [`summary`] (statistics and variant verdicts), [`confidence`]
+//! (the bounds and the decision rule of `compare --until-confident`),
+//! [`adaptive`] (its loop: boots per variant until decided),
 //! [`json`] (reports, atomic writes), [`plot`] (the SVG), [`tracefiles`]
 //! (a finding's Chrome trace and [`swimlane`] SVG).
 #![forbid(unsafe_code)]
 
 pub mod accel;
+pub mod adaptive;
 pub mod boot;
 pub mod cli;
 pub mod cmd;
+pub mod confidence;
 pub mod console;
 pub mod disk;
 pub mod error;

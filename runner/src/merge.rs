@@ -128,6 +128,9 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
     let Some((first_name, first)) = inputs.first() else {
         return Err("nothing to merge".into());
     };
+    if inputs.iter().any(|(_, r)| r.confident.is_some()) {
+        return crate::adaptive::merge(inputs, command);
+    }
     let key = PlanKey::of(first);
     for (name, r) in inputs {
         if r.schema != SCHEMA {
@@ -239,6 +242,7 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
         interrupted: false,
         signal: None,
         merged_from: inputs.iter().map(|(n, _)| n.clone()).collect(),
+        confident: None,
     })
 }
 
@@ -305,6 +309,7 @@ mod tests {
             interrupted: false,
             signal: None,
             merged_from: Vec::new(),
+            confident: None,
         }
     }
 

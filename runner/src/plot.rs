@@ -65,9 +65,24 @@ pub fn marks(variants: &[Variant], boots: &[BootResult], duration_ms: f64) -> Ve
 /// The SVG text of the plot.
 pub fn svg(variants: &[Variant], boots: &[BootResult], duration_ms: f64) -> anyhow::Result<String> {
     let mut text = String::new();
-    draw(&mut text, variants, boots, duration_ms)
+    draw(&mut text, variants, &[], boots, duration_ms)
         .map_err(|e| anyhow!("cannot draw the plot: {e}"))?;
     Ok(text)
+}
+
+/// Writes the plot with a label under every variant's name (the decision
+/// of `compare --until-confident`) to `path` (atomically).
+pub fn write_labelled(
+    path: &Path,
+    variants: &[Variant],
+    labels: &[String],
+    boots: &[BootResult],
+    duration_ms: f64,
+) -> anyhow::Result<()> {
+    let mut text = String::new();
+    draw(&mut text, variants, labels, boots, duration_ms)
+        .map_err(|e| anyhow!("cannot draw the plot: {e}"))?;
+    crate::json::write_file_atomic(path, text.as_bytes())
 }
 
 /// Writes the plot to `path` (atomically).
@@ -84,6 +99,7 @@ pub fn write(
 fn draw(
     out: &mut String,
     variants: &[Variant],
+    labels: &[String],
     boots: &[BootResult],
     duration_ms: f64,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -198,6 +214,9 @@ fn draw(
     for (i, v) in variants.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(i as f64, 0.0));
         root.draw(&Text::new(v.name(), (px, py + 8), label.clone()))?;
+        if let Some(l) = labels.get(i) {
+            root.draw(&Text::new(l.as_str(), (px, py + 24), label.clone()))?;
+        }
     }
     root.present()?;
     Ok(())
@@ -259,6 +278,23 @@ mod tests {
         assert_eq!((m[4].ms, m[5].ms), (5000.0, 0.0));
         assert!(m.iter().all(|m| (m.x - m.column as f64).abs() <= 0.25));
         assert_ne!(m[0].x, m[1].x, "marks of one column are spread");
+    }
+
+    #[test]
+    fn decisions_go_under_their_columns() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("p.svg");
+        let vs = [
+            stress::scenarios::d15293::BASELINE,
+            stress::scenarios::d15293::SWAP_PREALLOC,
+        ];
+        let labels = ["decided caught".to_string(), "decided clean".to_string()];
+        write_labelled(&p, &vs, &labels, &boots(), 5000.0).expect("writes");
+        let s = std::fs::read_to_string(&p).expect("svg");
+        assert!(
+            s.contains("decided caught") && s.contains("decided clean"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct StressSpec {
     pub accel_flag: Option<AccelChoice>,
     /// `--kernel` as the user gave it (repeated in the replay command).
     pub kernel_flag: Option<PathBuf>,
+    /// The workload steers toward the race window (`--steer`, `steer=1`).
+    pub steer: bool,
 }
 
 /// The accelerator for stress boots with the options `b` (`auto` probes
@@ -89,6 +91,7 @@ impl StressSpec {
             accel,
             accel_flag: b.accel,
             kernel_flag,
+            steer: b.steer.on(),
         }
     }
 
@@ -104,7 +107,10 @@ impl StressSpec {
 
     /// The request the kernel runs.
     pub fn request(&self) -> StressRequest {
-        StressRequest::new(self.variant, self.seed, self.duration_ms())
+        StressRequest {
+            knobs: stress::scenarios::Knobs { steer: self.steer },
+            ..StressRequest::new(self.variant, self.seed, self.duration_ms())
+        }
     }
 
     /// The kernel command line.
@@ -160,6 +166,9 @@ impl StressSpec {
         ));
         if let Some(a) = self.accel_flag {
             s.push_str(&format!(" --accel {a}"));
+        }
+        if !self.steer {
+            s.push_str(" --steer off");
         }
         s
     }
@@ -263,6 +272,25 @@ pub struct HangInfo {
     pub by: HangBy,
 }
 
+/// Why the runner ended a boot before the kernel did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ended {
+    /// Its variant was decided (`compare --until-confident`).
+    Decision,
+    /// The budget of `compare --until-confident` ran out.
+    Budget,
+}
+
+impl Ended {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Ended::Decision => "variant decided",
+            Ended::Budget => "budget spent",
+        }
+    }
+}
+
 /// One boot's result: the per-boot record of the JSON reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BootResult {
@@ -296,6 +324,10 @@ pub struct BootResult {
     pub elapsed_ms: u64,
     /// The command that runs it again.
     pub replay: String,
+    /// The runner ended the boot early (QEMU killed, not a finding): then
+    /// `stats` are the last `Progress` record's, the hits it counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
 }
 
 impl BootResult {
@@ -464,7 +496,82 @@ impl BootResult {
             run_ms,
             elapsed_ms: elapsed.as_millis() as u64,
             replay: spec.replay(),
+            ended: None,
         }
+    }
+
+    /// Judges a stress boot that the runner ended early (`why`), killing
+    /// QEMU. Cutting a boot short is never a finding: what the kernel had
+    /// reported before the kill decides. A `Failure` or `Hang` record is
+    /// judged as in [`BootResult::from_outcome`]; a panic or a damaged
+    /// console stays infra; otherwise the boot is clean up to its last
+    /// `Progress` record, whose counters (window hits) it keeps. A boot
+    /// whose QEMU had already exited by itself is judged as usual.
+    pub fn ended_early(
+        spec: &StressSpec,
+        out: &BootOutcome,
+        elapsed: Duration,
+        why: Ended,
+    ) -> Self {
+        let mut r = Self::from_outcome(spec, out, elapsed);
+        if matches!(out.exit, Exit::Status(_)) || *out.verdict() != Verdict::Crashed {
+            return r;
+        }
+        r.ended = Some(why);
+        let mine = |f: &&stress::Failure| f.variant == spec.variant && f.seed == spec.seed;
+        let (outcome, reason) = match (out.console.failures().next(), out.console.hang()) {
+            (Some(f), _) if !mine(&f) || f.kind == FailureKind::SwapIo => return r,
+            (Some(f), _) if f.kind == FailureKind::Hang => {
+                r.hang = Some(HangInfo {
+                    ms: f.ms,
+                    waits: Vec::new(),
+                    by: HangBy::Oracle,
+                });
+                (
+                    Outcome::Hang,
+                    format!("hang reported by an oracle: {}", f.detail),
+                )
+            }
+            (Some(f), _) => {
+                r.failure = Some(FailureInfo {
+                    kind: f.kind,
+                    cpu: f.cpu,
+                    ms: f.ms,
+                    detail: f.detail.clone(),
+                });
+                (
+                    Outcome::Caught,
+                    format!(
+                        "{} on cpu {} after {} ms: {}",
+                        f.kind, f.cpu, f.ms, f.detail
+                    ),
+                )
+            }
+            (None, Some(Record::Hang { ms, waits, .. })) => {
+                r.hang = Some(HangInfo {
+                    ms: *ms,
+                    waits: waits.clone(),
+                    by: HangBy::Watchdog,
+                });
+                (
+                    Outcome::Hang,
+                    format!("the watchdog saw a hang after {ms} ms"),
+                )
+            }
+            _ => (
+                Outcome::Clean,
+                format!(
+                    "ended by the runner ({}) after {} ms of stress: no failure up to the last progress record",
+                    why.name(),
+                    r.run_ms.unwrap_or(0)
+                ),
+            ),
+        };
+        r.outcome = outcome;
+        r.exit_status = outcome.exit_status();
+        r.verdict = "Ended".into();
+        r.reason = crate::error::one_line(&reason);
+        r
     }
 
     /// Window hits of the boot (0 without counters).
@@ -789,6 +896,51 @@ mod tests {
             Exit::Status(33),
         );
         assert_eq!(r.outcome, Outcome::Clean, "{r:?}");
+    }
+
+    #[test]
+    fn a_boot_the_runner_ended_is_never_a_finding_for_being_cut_short() {
+        let kill = |records: Vec<Record>| {
+            let out = outcome(records, Exit::Signal(9));
+            BootResult::ended_early(&spec(), &out, Duration::from_secs(1), Ended::Decision)
+        };
+        // Cut short after progress: clean, with the last progress's hits.
+        let r = kill(vec![hello(), ready(), progress(250, 4), progress(500, 9)]);
+        assert_eq!((r.outcome, r.exit_status), (Outcome::Clean, 0), "{r:?}");
+        assert_eq!((r.window_hits(), r.run_ms), (9, Some(500)));
+        assert_eq!(r.ended, Some(Ended::Decision));
+        assert!(r.reason.contains("ended by the runner"), "{}", r.reason);
+        // A failure the kernel reported before the kill still counts.
+        let r = kill(vec![
+            hello(),
+            ready(),
+            progress(250, 4),
+            failure(
+                stress::scenarios::d15293::BASELINE,
+                0x2a,
+                FailureKind::Repopulated,
+            ),
+        ]);
+        assert_eq!(r.outcome, Outcome::Caught, "{r:?}");
+        assert_eq!(r.failure.map(|f| f.kind), Some(FailureKind::Repopulated));
+        // A panic stays infra.
+        let panic = Record::Panic {
+            cpu: 1,
+            message: "boom".into(),
+            exception: None,
+        };
+        let r = kill(vec![hello(), ready(), progress(250, 4), panic]);
+        assert_eq!(r.outcome, Outcome::Infra, "{r:?}");
+        // A boot that ended by itself first is judged as usual.
+        let out = outcome(
+            vec![hello(), ready(), done(true, 5000, Some(stats(7)))],
+            Exit::Status(33),
+        );
+        let r = BootResult::ended_early(&spec(), &out, Duration::from_secs(1), Ended::Budget);
+        assert_eq!(
+            (r.outcome, r.ended, r.window_hits()),
+            (Outcome::Clean, None, 7)
+        );
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   kernel must be caught by an oracle with a repopulated or duplicate-page
 //!   failure; `<machine>/stress/swap-prealloc`: the committed fix must run
 //!   clean (verdict Pass) with the race window opened (window hits > 0);
+//! - `<machine>/confident/swap-prealloc`: `compare --until-confident` of
+//!   baseline and swap-prealloc at a small factor decides swap-prealloc
+//!   clean, and the boots' own counters hold the window hits its bound needs;
 //! - `accel/auto`: `--accel auto` resolves and the chosen accelerator boots;
 //! - `harness/no-orphan-qemu`: no QEMU of this runner is left afterwards.
 
@@ -261,6 +264,13 @@ pub const STRESS_CPUS: u32 = 4;
 pub const STRESS_SEED: u64 = 1;
 pub const STRESS_DURATION: Duration = Duration::from_secs(10);
 
+/// The adaptive case: a small factor so that it decides in seconds.
+pub const CONFIDENT_FACTOR: f64 = 2.0;
+/// Its boots' length, its reference's failures and its budget.
+pub const CONFIDENT_BOOT: Duration = Duration::from_secs(3);
+pub const CONFIDENT_REFERENCE_FAILURES: u64 = 3;
+pub const CONFIDENT_BUDGET: Duration = Duration::from_secs(90);
+
 /// What a stress boot of the suite must show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StressExpect {
@@ -336,6 +346,9 @@ pub enum Item {
         variant: Variant,
         expect: StressExpect,
     },
+    /// An adaptive run ([`crate::adaptive`]) at [`CONFIDENT_FACTOR`]: the
+    /// fix decided clean with the hits its bound needs.
+    Confident { machine: Machine },
     /// [`harness::BOOTS`] `mode=probe` boots in a row leave nothing behind.
     HundredBoots { machine: Machine },
     /// A `compare` interrupted by SIGINT keeps what finished and leaves
@@ -373,6 +386,12 @@ impl Item {
                 "{machine}/stress/{}/{variant}",
                 variant.scenario().name
             )],
+            Item::Confident { machine } => {
+                vec![format!(
+                    "{machine}/confident/{}",
+                    stress::scenarios::d15293::SWAP_PREALLOC
+                )]
+            }
             Item::HundredBoots { .. } => vec![HUNDRED_CASE.into()],
             Item::InterruptCompare { kill: false, .. } => vec![INTERRUPT_CASE.into()],
             Item::InterruptCompare { kill: true, .. } => vec![KILL_CASE.into()],
@@ -415,6 +434,9 @@ pub fn plan(machine: Option<Machine>) -> Vec<Item> {
                 expect,
             }),
     );
+    items.push(Item::Confident {
+        machine: crash_machine,
+    });
     items.push(Item::HundredBoots {
         machine: crash_machine,
     });
@@ -479,6 +501,7 @@ impl Suite<'_> {
                 expect,
             } => self.stress(item, *machine, *variant, *expect, ktap),
             Item::Classify { machine, c } => self.classify(item, *machine, c, ktap),
+            Item::Confident { machine } => self.confident(item, *machine, ktap),
             Item::HundredBoots { machine } => {
                 let spec = self.spec(*machine, 1, crate::accel::PROBE_APPEND, CRASH_TIMEOUT);
                 ktap.diag(&format!(
@@ -517,6 +540,114 @@ impl Suite<'_> {
                 ktap.case(harness::disk_full(DISK_FULL_CASE, &setup));
             }
         }
+    }
+
+    fn confident(&mut self, item: &Item, machine: Machine, ktap: &mut Ktap) {
+        use crate::adaptive::{self, Qemu, Settings};
+        use crate::confidence::Decision;
+        let resolved = self.chooser.resolve(self.accel, machine, STRESS_CPUS);
+        let spec = StressSpec {
+            variant: stress::scenarios::d15293::BASELINE,
+            seed: STRESS_SEED,
+            cpus: STRESS_CPUS,
+            duration: CONFIDENT_BOOT,
+            machine,
+            accel: resolved.accel,
+            accel_flag: (self.accel != AccelChoice::Auto).then_some(self.accel),
+            kernel_flag: None,
+            steer: true,
+        };
+        let s = Settings {
+            variants: vec![
+                stress::scenarios::d15293::BASELINE,
+                stress::scenarios::d15293::SWAP_PREALLOC,
+            ],
+            reference: stress::scenarios::d15293::BASELINE,
+            factor: CONFIDENT_FACTOR,
+            budget: CONFIDENT_BUDGET,
+            variant_budget: None,
+            reference_failures: CONFIDENT_REFERENCE_FAILURES,
+            seed_base: STRESS_SEED,
+            shard: None,
+            jobs: 1,
+        };
+        ktap.diag(&format!(
+            "compare --until-confident --factor {CONFIDENT_FACTOR} of baseline and swap-prealloc, \
+             boots of {} s on {machine}/{STRESS_CPUS}cpu/{}",
+            CONFIDENT_BOOT.as_secs_f64(),
+            resolved.accel
+        ));
+        let booter = Qemu {
+            spec,
+            kernel: self.kernel.clone(),
+            qemu: self.qemu.clone(),
+        };
+        let t = Instant::now();
+        let mut lines = Vec::new();
+        let run = adaptive::run(
+            &s,
+            &booter,
+            &mut |b| {
+                lines.push(format!(
+                    "{}{}",
+                    crate::cmd::compare::boot_line(b),
+                    b.ended
+                        .map_or(String::new(), |e| format!(" (ended: {})", e.name()))
+                ))
+            },
+            &|| reaper::interrupted().is_some(),
+        );
+        for l in &lines {
+            ktap.diag(l);
+        }
+        let c = adaptive::judge(&s, &run.boots);
+        let fix = c
+            .decisions
+            .iter()
+            .find(|d| d.variant == stress::scenarios::d15293::SWAP_PREALLOC);
+        let base = c
+            .decisions
+            .iter()
+            .find(|d| d.variant == stress::scenarios::d15293::BASELINE);
+        // The hits the kernel itself reported in the fix's boots.
+        let kernel_hits: u64 = run
+            .boots
+            .iter()
+            .filter(|b| {
+                b.variant == stress::scenarios::d15293::SWAP_PREALLOC && b.outcome != Outcome::Infra
+            })
+            .map(BootResult::window_hits)
+            .sum();
+        let (ok, message) = match (fix, base) {
+            (Some(f), Some(b)) => {
+                let need = f.claim.hits_needed;
+                let ok = f.claim.decision == Decision::Clean
+                    && b.claim.decision == Decision::Caught
+                    && f.claim.hits == kernel_hits
+                    && need.is_some_and(|n| n > 0 && kernel_hits >= n);
+                (
+                    ok,
+                    format!(
+                        "swap-prealloc: {} (its boots reported {kernel_hits} window hits, the bound needs {}); baseline: {}",
+                        f.claim.text,
+                        need.map_or("-".into(), |n| n.to_string()),
+                        b.claim.text
+                    ),
+                )
+            }
+            _ => (false, "no decision for swap-prealloc or baseline".into()),
+        };
+        ktap.case(CaseResult {
+            name: item.cases().remove(0),
+            ok,
+            message: if ok {
+                message
+            } else {
+                format!("expected swap-prealloc clean at {CONFIDENT_FACTOR}× with the hits its bound needs, got: {message}")
+            },
+            details: lines.join("\n"),
+            time: t.elapsed(),
+        });
     }
 
     fn classify(&mut self, item: &Item, machine: Machine, c: &Classify, ktap: &mut Ktap) {
@@ -609,6 +740,7 @@ impl Suite<'_> {
             accel: resolved.accel,
             accel_flag: (self.accel != AccelChoice::Auto).then_some(self.accel),
             kernel_flag: None,
+            steer: true,
         };
         let bspec = spec.boot_spec(self.kernel.clone(), self.qemu.clone());
         let (out, time) = self.run_spec(&bspec, ktap);
@@ -782,6 +914,7 @@ mod tests {
             "microvm/classify/qemu-paused",
             "microvm/stress/d15293/baseline",
             "microvm/stress/d15293/swap-prealloc",
+            "microvm/confident/swap-prealloc",
             "harness/100-boots",
             "harness/interrupt-compare",
             "harness/sigkill-compare",
@@ -789,7 +922,7 @@ mod tests {
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 1 + 4 * 5 + 14 + stress_guards().len() + 4);
+        assert_eq!(names.len(), 1 + 4 * 5 + 14 + stress_guards().len() + 1 + 4);
         let q35: Vec<String> = plan(Some(Machine::Q35))
             .iter()
             .flat_map(Item::cases)

@@ -131,6 +131,7 @@ pub fn stress_spec() -> StressSpec {
         accel: Accel::Tcg,
         accel_flag: None,
         kernel_flag: None,
+        steer: true,
     }
 }
 
@@ -155,5 +156,6 @@ pub fn result(variant: Variant, outcome: Outcome, window_hits: u64) -> BootResul
         run_ms: (outcome != Outcome::Infra).then_some(1000),
         elapsed_ms: 1500,
         replay: String::new(),
+        ended: None,
     }
 }

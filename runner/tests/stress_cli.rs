@@ -564,6 +564,83 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
 }
 
 #[test]
+fn until_confident_decides_from_the_boots_and_reports_the_claims() {
+    let mut boots: Vec<(Variant, u64, Ending)> = (1..=10)
+        .map(|seed| (stress::scenarios::d15293::BASELINE, seed, Ending::Caught))
+        .collect();
+    boots.push((
+        stress::scenarios::d15293::SWAP_PREALLOC,
+        1,
+        Ending::Clean(5000),
+    ));
+    boots.push((stress::scenarios::d15293::SWAP_CLIP, 1, Ending::Clean(3)));
+    boots.push((stress::scenarios::d15293::SWAP_CLIP, 2, Ending::Caught));
+    let f = fake(&boots);
+    let dir = tempfile::tempdir().expect("dir");
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let o = run(
+        &f,
+        &[
+            "compare",
+            "--until-confident",
+            "--variants",
+            "swap-prealloc,swap-clip",
+            "--seconds",
+            "1",
+            "--accel",
+            "tcg",
+            "--jobs",
+            "1",
+            "--json",
+            &p("c.json"),
+            "--junit",
+            &p("c.xml"),
+            "--plot",
+            &p("c.svg"),
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains("adding baseline"), "{err}");
+    assert!(
+        out.contains("baseline: caught: 10 failure(s) in 20 window hits"),
+        "{out}"
+    );
+    assert!(
+        out.contains("swap-prealloc: clean: 0 failures in 5,000 window hits")
+            && out.contains("≥ 100× below baseline's 50.0%"),
+        "{out}"
+    );
+    assert!(out.contains("swap-clip: caught: 1 failure(s)"), "{out}");
+    let v = report_json(&dir.path().join("c.json"));
+    assert_eq!(v["boots_per_variant"], 0);
+    assert_eq!(v["boots"].as_array().map(Vec::len), Some(13));
+    let d = &v["confident"]["decisions"];
+    assert_eq!(
+        (d[0]["variant"].clone(), d[0]["decision"].clone()),
+        ("baseline".into(), "caught".into())
+    );
+    assert_eq!(d[1]["decision"], "clean");
+    assert!(d[1]["hits"].as_u64() >= d[1]["hits_needed"].as_u64());
+    assert_eq!(d[2]["decision"], "caught");
+    assert_eq!(v["variants"][1]["verdict"], "clean");
+    let cases = common::junit::parse(&std::fs::read_to_string(p("c.xml")).expect("junit"));
+    let decision = cases
+        .iter()
+        .find(|c| c.name == "decision/swap-prealloc")
+        .expect("decision case");
+    assert!(!decision.failed && decision.system_out.contains("clean: 0 failures"));
+    let svg = std::fs::read_to_string(p("c.svg")).expect("svg");
+    assert!(
+        svg.contains("decided clean") && svg.contains("decided caught"),
+        "no decision label: {svg}"
+    );
+    assert!(f.leftovers().is_empty());
+    // --factor without --until-confident is a usage error.
+    assert_usage(&["compare", "--factor", "10"], "--until-confident");
+}
+
+#[test]
 fn compare_exits_3_on_infrastructure_errors_and_never_calls_them_clean() {
     let f = fake(&[
         (d15293::SWAP_PREALLOC, 1, Ending::Clean(4)),

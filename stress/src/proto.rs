@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::failure::Failure;
 use crate::ktap::{self, KtapLine};
-use crate::scenarios::ScenarioId;
+use crate::scenarios::{Knobs, ScenarioId};
 use crate::stats::Stats;
 use crate::trace::CpuTrace;
 use crate::variant::Variant;
@@ -178,6 +178,8 @@ pub struct StressRequest {
     pub progress_ms: u64,
     /// The watchdog declares a hang after this long without progress.
     pub stall_ms: u64,
+    /// Workload knobs the scenario reads (`steer=0|1`).
+    pub knobs: Knobs,
 }
 
 impl StressRequest {
@@ -194,6 +196,7 @@ impl StressRequest {
             duration_ms,
             progress_ms: Self::PROGRESS_MS,
             stall_ms: Self::STALL_MS,
+            knobs: Knobs::default(),
         }
     }
 
@@ -218,6 +221,9 @@ impl fmt::Display for StressRequest {
         }
         if self.stall_ms != Self::STALL_MS {
             write!(f, " stall_ms={}", self.stall_ms)?;
+        }
+        if !self.knobs.steer {
+            f.write_str(" steer=0")?;
         }
         Ok(())
     }
@@ -264,6 +270,7 @@ impl core::str::FromStr for StressRequest {
         let mut duration_ms = None;
         let mut progress_ms = Self::PROGRESS_MS;
         let mut stall_ms = Self::STALL_MS;
+        let mut knobs = Knobs::default();
         for word in line.split_ascii_whitespace() {
             let Some((key, value)) = word.split_once('=') else {
                 continue;
@@ -286,6 +293,13 @@ impl core::str::FromStr for StressRequest {
                 "duration_ms" => duration_ms = Some(number_for(key, value, false)?),
                 "progress_ms" => progress_ms = number_for(key, value, false)?,
                 "stall_ms" => stall_ms = number_for(key, value, false)?,
+                "steer" => {
+                    knobs.steer = match value {
+                        "0" => false,
+                        "1" => true,
+                        _ => return Err(alloc::format!("bad steer={value:?}: expected 0 or 1")),
+                    }
+                }
                 _ => {}
             }
         }
@@ -300,6 +314,7 @@ impl core::str::FromStr for StressRequest {
             duration_ms: duration_ms.ok_or("mode=stress needs duration_ms=N")?,
             progress_ms,
             stall_ms,
+            knobs,
         })
     }
 }

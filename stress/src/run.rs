@@ -222,22 +222,32 @@ pub struct Driver<P: Platform> {
 }
 
 impl<P: Platform> Driver<P> {
-    /// The machine and workload for `variant`/`seed` on `ncpus` CPUs, with a
-    /// watchdog declaring a hang after `stall_ns` without progress.
+    /// The machine and the plain (unsteered) workload for `variant`/`seed`
+    /// on `ncpus` CPUs, with a watchdog declaring a hang after `stall_ns`
+    /// without progress (host tests).
     pub fn new(p: P, variant: Variant, seed: u64, ncpus: usize, stall_ns: u64) -> Self {
-        Self::with_config(p, variant, seed, ncpus, stall_ns, |_| {})
+        let knobs = scenarios::Knobs::UNSTEERED;
+        Self::with_config(p, variant, seed, knobs, ncpus, stall_ns, |_| {})
     }
 
-    /// [`Driver::new`], letting `tune` adjust the machine first (tests).
+    /// The machine and workload a stress request asks for, on `ncpus` CPUs.
+    pub fn for_request(p: P, req: &crate::proto::StressRequest, ncpus: usize) -> Self {
+        let stall_ns = req.stall_ms.saturating_mul(1_000_000);
+        Self::with_config(p, req.variant, req.seed, req.knobs, ncpus, stall_ns, |_| {})
+    }
+
+    /// [`Driver::new`] with `knobs`, letting `tune` adjust the machine
+    /// first (tests).
     pub fn with_config(
         p: P,
         variant: Variant,
         seed: u64,
+        knobs: scenarios::Knobs,
         ncpus: usize,
         stall_ns: u64,
         tune: impl FnOnce(&mut VmConfig),
     ) -> Self {
-        let race = scenarios::race::<P>(variant.scenario_id(), seed);
+        let race = scenarios::race::<P>(variant.scenario_id(), seed, knobs);
         let mut cfg = race.config(variant, ncpus);
         tune(&mut cfg);
         let now = p.now_ns();

@@ -292,6 +292,13 @@ mod tests {
         let e =
             parse("mode=stress scenario=nope variant=baseline seed=1 duration_ms=1").unwrap_err();
         assert!(e.contains("unknown scenario 'nope'"), "{e}");
+        let c = parse("mode=stress variant=baseline seed=1 duration_ms=5 steer=0").unwrap();
+        assert!(matches!(c.mode, Mode::Stress(StressRequest { knobs, .. }) if !knobs.steer));
+        assert!(
+            parse("mode=stress variant=baseline seed=1 duration_ms=5 steer=on")
+                .unwrap_err()
+                .contains("steer")
+        );
         assert!(
             parse("mode=stress seed=1 duration_ms=1")
                 .unwrap_err()

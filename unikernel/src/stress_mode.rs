@@ -76,22 +76,17 @@ pub fn run(req: &StressRequest) -> ! {
         ))
     };
     let n = cpu::count();
-    let mut driver = Driver::new(
-        KernelPlatform { disk },
-        req.variant,
-        req.seed,
-        n,
-        req.stall_ms * 1_000_000,
-    );
+    let mut driver = Driver::for_request(KernelPlatform { disk }, req, n);
     let roles: Vec<&str> = driver.roles().iter().map(|r| r.name).collect();
     diag!(
-        "stress: scenario {} variant {} seed {:#x} cpus {} roles {:?} duration {} ms, {} frames, {} pbufs, swap {} pages",
+        "stress: scenario {} variant {} seed {:#x} cpus {} roles {:?} duration {} ms, steer {}, {} frames, {} pbufs, swap {} pages",
         req.scenario(),
         req.variant,
         req.seed,
         n,
         roles,
         req.duration_ms,
+        u8::from(req.knobs.steer),
         driver.vm.cfg.frames,
         driver.vm.cfg.pbufs,
         disk.capacity_pages()

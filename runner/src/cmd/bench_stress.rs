@@ -1,6 +1,7 @@
-//! `cargo xtask bench stress`: the throughput of one stress boot (window
-//! hits/s, faults/s, forks/s, swap-in MB/s = swapin_pages × 4096 / run
-//! time), and the guest's virtio-blk read rate (`mode=diskbench`) beside the
+//! `cargo xtask bench stress`: the throughput of a stress boot with the
+//! workload steered toward the window and of the same boot unsteered, side
+//! by side (window hits/s, window hits per fork, faults/s, forks/s, swap-in
+//! MB/s = swapin_pages × 4096 / run time), and the guest's virtio-blk read rate (`mode=diskbench`) beside the
 //! host's read rate of the very image file the guest wrote: cold (after
 //! fsync and `posix_fadvise(DONTNEED)` drop the file's pages from the host
 //! page cache) and warm (read again).
@@ -40,6 +41,8 @@ pub struct StressRates {
     pub forks_per_s: f64,
     /// Swap-in bytes per second through virtio-blk.
     pub swapin_bytes_per_s: f64,
+    /// Window hits per completed fork (`None` without a fork).
+    pub hits_per_fork: Option<f64>,
 }
 
 /// The rates of a boot that reported counters and a run time.
@@ -54,6 +57,7 @@ pub fn stress_rates(r: &BootResult) -> Option<StressRates> {
         faults_per_s: per_s(st.faults),
         forks_per_s: per_s(st.forks),
         swapin_bytes_per_s: per_s(st.swapin_pages * PAGE),
+        hits_per_fork: (st.forks > 0).then(|| st.window_hits as f64 / st.forks as f64),
     })
 }
 
@@ -104,16 +108,26 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
     let qemu = ctx.qemu()?;
     let b = &a.boot;
     let accel = resolve_accel(b, &kernel, &qemu).accel;
-    let spec = StressSpec::from_args(b, variant, a.seed, accel, ctx.kernel.clone());
-    eprintln!(
-        "bench stress: booting `{}` on {}",
-        spec.append(),
-        spec.label()
-    );
-    let t = Instant::now();
-    let out = boot::boot(&spec.boot_spec(kernel.clone(), qemu.clone()), &mut |_| {});
-    let r = BootResult::from_outcome(&spec, &out, t.elapsed());
-    let rates = stress_rates(&r);
+    // The same boot unsteered and steered (`--steer` does not apply here).
+    let runs: Vec<(StressSpec, BootResult)> = [false, true]
+        .into_iter()
+        .map(|steer| {
+            let spec = StressSpec {
+                steer,
+                ..StressSpec::from_args(b, variant, a.seed, accel, ctx.kernel.clone())
+            };
+            eprintln!(
+                "bench stress: booting `{}` on {}",
+                spec.append(),
+                spec.label()
+            );
+            let t = Instant::now();
+            let out = boot::boot(&spec.boot_spec(kernel.clone(), qemu.clone()), &mut |_| {});
+            let r = BootResult::from_outcome(&spec, &out, t.elapsed());
+            (spec, r)
+        })
+        .collect();
+    let spec = &runs[1].0;
 
     // The disk benchmark, on a disk file that outlives the boot.
     let disk_mib = a.mib.max(crate::disk::DEFAULT_MIB);
@@ -148,53 +162,11 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
         None => None,
     };
 
+    let rates: Vec<Option<StressRates>> = runs.iter().map(|(_, r)| stress_rates(r)).collect();
+    println!("{}", rates_table(spec, &runs, &rates));
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_header(["measure", "value", "how"]);
-    let run = r
-        .run_ms
-        .map_or("-".into(), |ms| format!("{:.2} s", ms as f64 / 1e3));
-    let how = format!(
-        "{} seed {} on {}, {} run of {} s requested ({}), outcome {}",
-        spec.variant,
-        crate::seed::show(spec.seed),
-        spec.label(),
-        run,
-        secs_arg(spec.duration),
-        r.verdict,
-        r.outcome
-    );
-    match rates {
-        Some(s) => {
-            t.add_row([
-                "window hits/s".to_string(),
-                format!("{:.1}", s.window_hits_per_s),
-                how.clone(),
-            ]);
-            t.add_row([
-                "faults/s".to_string(),
-                fmt_rate(s.faults_per_s),
-                how.clone(),
-            ]);
-            t.add_row([
-                "forks/s".to_string(),
-                format!("{:.1}", s.forks_per_s),
-                how.clone(),
-            ]);
-            t.add_row([
-                "swap-in MB/s".to_string(),
-                format!("{:.2}", s.swapin_bytes_per_s / 1e6),
-                "swapin_pages × 4096 / run time".to_string(),
-            ]);
-        }
-        None => {
-            t.add_row([
-                "stress".to_string(),
-                "-".to_string(),
-                format!("no counters: {}", r.reason),
-            ]);
-        }
-    }
     match (guest, host) {
         (Some((bytes, ns)), Some((cold, warm))) => {
             let guest_d = Duration::from_nanos(ns);
@@ -232,17 +204,75 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
         }
     }
     println!("{t}");
-    if r.outcome != Outcome::Clean {
-        println!(
-            "note: the stress boot was {} ({}), its rates are still shown",
-            r.outcome, r.reason
-        );
+    for (spec, r) in &runs {
+        if r.outcome != Outcome::Clean {
+            println!(
+                "note: the stress boot with steer={} was {} ({}), its rates are still shown",
+                u8::from(spec.steer),
+                r.outcome,
+                r.reason
+            );
+        }
     }
-    Ok(if rates.is_some() && guest.is_some() {
+    Ok(if rates.iter().all(Option::is_some) && guest.is_some() {
         EXIT_OK
     } else {
         EXIT_INFRA
     })
+}
+
+/// The stress rates, one column per run (steer off, steer on).
+pub fn rates_table(
+    spec: &StressSpec,
+    runs: &[(StressSpec, BootResult)],
+    rates: &[Option<StressRates>],
+) -> Table {
+    let mut t = Table::new();
+    let mut header = vec!["measure".to_string()];
+    header.extend(
+        runs.iter()
+            .map(|(s, _)| format!("steer {}", if s.steer { "on" } else { "off" })),
+    );
+    t.load_style(UTF8_FULL_CONDENSED).set_header(header);
+    type Cell = fn(&StressRates) -> String;
+    let rows: [(&str, Cell); 5] = [
+        ("window hits/s", |s| format!("{:.1}", s.window_hits_per_s)),
+        ("window hits per fork", |s| {
+            s.hits_per_fork.map_or("-".into(), |h| format!("{h:.3}"))
+        }),
+        ("faults/s", |s| fmt_rate(s.faults_per_s)),
+        ("forks/s", |s| format!("{:.1}", s.forks_per_s)),
+        ("swap-in MB/s", |s| {
+            format!("{:.2}", s.swapin_bytes_per_s / 1e6)
+        }),
+    ];
+    for (name, cell) in rows {
+        let mut row = vec![name.to_string()];
+        row.extend(rates.iter().map(|r| r.as_ref().map_or("-".into(), cell)));
+        t.add_row(row);
+    }
+    let mut row = vec!["run".to_string()];
+    row.extend(runs.iter().map(|(_, r)| {
+        format!(
+            "{} s, {}",
+            r.run_ms
+                .map_or("-".into(), |ms| format!("{:.2}", ms as f64 / 1e3)),
+            r.outcome
+        )
+    }));
+    t.add_row(row);
+    let mut row = vec!["how".to_string()];
+    row.extend(runs.iter().map(|_| {
+        format!(
+            "{} seed {} on {}, {} s requested",
+            spec.variant,
+            crate::seed::show(spec.seed),
+            spec.label(),
+            secs_arg(spec.duration)
+        )
+    }));
+    t.add_row(row);
+    t
 }
 
 #[cfg(test)]
@@ -261,12 +291,48 @@ mod tests {
         assert_eq!(s.forks_per_s, 10.0);
         assert_eq!(s.window_hits_per_s, 5.0);
         assert_eq!(s.swapin_bytes_per_s, 80.0 * 4096.0);
+        assert_eq!(s.hits_per_fork, Some(0.5));
         assert_eq!(
             stress_rates(&result(d15293::SWAP_PREALLOC, Outcome::Infra, 0)),
             None
         );
         assert_eq!(mb_per_s(2_000_000, Duration::from_millis(500)), 4.0);
         assert_eq!(mb_per_s(1, Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn steer_off_and_on_side_by_side() {
+        let spec = testkit::stress_spec();
+        let off = StressSpec {
+            steer: false,
+            ..spec.clone()
+        };
+        let runs = vec![
+            (
+                off,
+                result(stress::scenarios::d15293::SWAP_PREALLOC, Outcome::Clean, 5),
+            ),
+            (
+                spec.clone(),
+                result(stress::scenarios::d15293::SWAP_PREALLOC, Outcome::Clean, 40),
+            ),
+        ];
+        let rates: Vec<_> = runs.iter().map(|(_, r)| stress_rates(r)).collect();
+        let t = rates_table(&spec, &runs, &rates).to_string();
+        assert!(t.contains("steer off") && t.contains("steer on"), "{t}");
+        let hits = t
+            .lines()
+            .find(|l| l.contains("window hits/s"))
+            .expect("hits row");
+        assert!(hits.contains("5.0") && hits.contains("40.0"), "{hits}");
+        let per_fork = t
+            .lines()
+            .find(|l| l.contains("per fork"))
+            .expect("per fork row");
+        assert!(
+            per_fork.contains("0.500") && per_fork.contains("4.000"),
+            "{per_fork}"
+        );
     }
 
     #[test]

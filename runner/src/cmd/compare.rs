@@ -44,6 +44,9 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     if let Some(d) = &a.trace_dir {
         crate::tracefiles::ensure_dir(d)?;
     }
+    if a.until_confident {
+        return super::confident::run(ctx, a, variants, shard);
+    }
     let host = host_cpus();
     let jobs = a
         .jobs
@@ -130,6 +133,7 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
             interrupted: !done,
             signal: signal.map(|s| reaper::signal_name(s).to_string()),
             merged_from: Vec::new(),
+            confident: None,
         };
     let mut checkpoint_error = None;
     let results = matrix::run(

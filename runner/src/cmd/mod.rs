@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_stress;
 pub mod build;
 pub mod compare;
+pub mod confident;
 pub mod fuzz;
 pub mod merge;
 pub mod run;

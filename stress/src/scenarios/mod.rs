@@ -31,10 +31,31 @@ pub static ALL: [&Scenario; 1] = [&d15293::SCENARIO];
 /// The handle of each entry of [`ALL`] (same order).
 pub const D15293: ScenarioId = ScenarioId(0);
 
-/// The scenario's workload for `seed`, on any platform.
-pub fn race<P: Platform>(id: ScenarioId, seed: u64) -> Box<dyn Race<P>> {
+/// Workload knobs of a stress request that every scenario reads in its own
+/// way; none changes a variant's sites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Knobs {
+    /// Steer the workload toward the race window (`steer=1`, the default of
+    /// a stress request): blind to the variant, it only chooses when and
+    /// what the workload does (D15293: `crate::steer`).
+    pub steer: bool,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs { steer: true }
+    }
+}
+
+impl Knobs {
+    /// The plain random workload (`steer=0`).
+    pub const UNSTEERED: Knobs = Knobs { steer: false };
+}
+
+/// The scenario's workload for `seed` with `knobs`, on any platform.
+pub fn race<P: Platform>(id: ScenarioId, seed: u64, knobs: Knobs) -> Box<dyn Race<P>> {
     match id {
-        D15293 => Box::new(d15293::Race::new(seed)),
+        D15293 => Box::new(d15293::Race::new(seed, knobs)),
         _ => unreachable!("ScenarioId is only made for entries of ALL"),
     }
 }

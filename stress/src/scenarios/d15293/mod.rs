@@ -9,6 +9,7 @@
 //! the diffs argued in the review; `docs/scenarios/d15293.md` has the
 //! interleaving and the measurements.
 
+pub mod steer;
 pub mod workload;
 
 use alloc::vec::Vec;
@@ -165,9 +166,9 @@ pub struct Race {
 }
 
 impl Race {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(seed: u64, knobs: super::Knobs) -> Self {
         Race {
-            w: Workload::for_seed(seed),
+            w: Workload::for_seed(seed).steered(knobs.steer),
             parents: None,
         }
     }

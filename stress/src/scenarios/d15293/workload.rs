@@ -84,6 +84,10 @@ pub struct Workload {
     pub fork_gap_ns: u64,
     /// Per fork: chance that the parent is replaced by a fresh one.
     pub renew_per_64k: u32,
+    /// Steer toward the race window ([`super::steer`]): the fork loop
+    /// spends its think time waiting for a fault to park in the pager on an
+    /// object the fork will split, then forks. Off: it forks at random.
+    pub steer: bool,
 }
 
 impl Workload {
@@ -122,7 +126,13 @@ impl Workload {
             cold_tries: 4,
             fork_gap_ns: 200_000,
             renew_per_64k: 1_500 + td.below(2_500) as u32,
+            steer: false,
         }
+    }
+
+    /// The same workload, steered toward the window or not.
+    pub fn steered(self, steer: bool) -> Self {
+        Workload { steer, ..self }
     }
 
     /// A small workload for controlled-scheduler exploration: one parent
@@ -146,6 +156,7 @@ impl Workload {
             cold_tries: 0,
             fork_gap_ns: 0,
             renew_per_64k: 0,
+            steer: false,
         }
     }
 
@@ -313,6 +324,20 @@ impl<P: Platform> Vm<P> {
             let vpn = w.random_vpn(td);
             self.map_remap(td, parent, vpn)?;
         }
+        if w.steer && self.cfg.ncpus > 1 {
+            // Fork into the window: when a fault holds a page of an object
+            // this fork splits busy in the pager (or after a while). Alone
+            // on one CPU there is no other fault to wait for.
+            if !self.await_window(parent, super::steer::WAIT_NS)
+                && let Some(new) = self.new_parent(td, w)?
+            {
+                // No window opened on this parent: its objects are no
+                // longer ones fork splits. A fresh parent's are.
+                let old = parents.replace(slot, new);
+                self.vmspace_exit(td, old)?;
+                return Ok(());
+            }
+        }
         let Some(child) = self.vmspace_fork(td, parent)? else {
             return Ok(());
         };
@@ -325,7 +350,7 @@ impl<P: Platform> Vm<P> {
             self.store(td, child, vpn)?;
         }
         self.vmspace_exit(td, child)?;
-        if w.fork_gap_ns > 0 {
+        if w.fork_gap_ns > 0 && !w.steer {
             let ns = td.below(w.fork_gap_ns);
             self.p.delay(ns);
         }
