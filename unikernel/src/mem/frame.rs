@@ -187,7 +187,7 @@ impl FrameAllocator {
 #[cfg(target_os = "none")]
 mod global {
     use super::{FRAME_SIZE, FrameAllocator};
-    use crate::sync::IrqMutex;
+    use crate::arch::sync::IrqMutex;
 
     /// The kernel's frame allocator.
     pub static FRAMES: IrqMutex<FrameAllocator> = IrqMutex::new(FrameAllocator::new());

@@ -19,9 +19,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::instructions::port::Port;
 
-use crate::apic;
-use crate::cpu::{self, MAX_CPUS};
-use crate::sync::IrqMutex;
+use crate::arch::apic;
+use crate::arch::cpu::{self, MAX_CPUS};
+use crate::arch::sync::IrqMutex;
 
 /// Timer interrupts per second on every CPU.
 pub const TICK_HZ: u64 = 250;

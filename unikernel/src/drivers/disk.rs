@@ -21,8 +21,8 @@ use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceType, SomeTransport, Transport as _};
 
 use crate::cmdline::VirtioMmio;
-use crate::virtio::blk::{BlkDevice, BlkError};
-use crate::virtio::{hal::KernelHal, pci};
+use crate::drivers::virtio::blk::{BlkDevice, BlkError};
+use crate::drivers::virtio::{hal::KernelHal, pci};
 
 /// Size of a disk page: one swap block, one page of the model.
 pub use stress::platform::PAGE_SIZE;

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::instructions::port::Port;
 
-use crate::{apic, time};
+use crate::arch::{apic, time};
 
 /// Interrupts on vectors nobody expects (acknowledged and counted).
 pub static UNEXPECTED: AtomicU64 = AtomicU64::new(0);

@@ -8,7 +8,7 @@ use virtio_drivers::transport::pci::bus::{Command, ConfigurationAccess, DeviceFu
 use virtio_drivers::transport::pci::virtio_device_type;
 use x86_64::instructions::port::Port;
 
-use crate::sync::IrqMutex;
+use crate::arch::sync::IrqMutex;
 
 /// Serialises the address/data port pair.
 static PORTS: IrqMutex<()> = IrqMutex::new(());

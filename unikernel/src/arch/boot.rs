@@ -13,11 +13,13 @@ use spin::Once;
 use stress::proto::{ExitCode, Record};
 use x86_64::instructions::interrupts;
 
+use crate::arch::pvh::BootInfo;
+use crate::arch::{acpi, apic, cpu, irq, panic, qemu, smp, time};
 use crate::arch::{gdt, idt, mtrr, paging};
 use crate::cmdline::{self, CrashKind, Mode};
+use crate::drivers::disk;
 use crate::mem::{frame, heap, stack};
-use crate::pvh::BootInfo;
-use crate::{acpi, apic, console, cpu, disk, irq, modes, panic, qemu, smp, time};
+use crate::{console, modes};
 
 /// How long the BSP waits for the APs to check in.
 const AP_TIMEOUT_NS: u64 = 3_000_000_000;
