@@ -8,7 +8,7 @@
 //!   and the SMP bring-up and job runner ([`smp`]);
 //! - the CPU: identity and per-CPU slots ([`cpu`]), descriptor tables
 //!   ([`gdt`], [`idt`]), memory types ([`mtrr`]), page tables ([`paging`]),
-//!   IRQ-safe locks ([`sync`]);
+//!   I/O ports ([`port`]), IRQ-safe locks ([`sync`]);
 //! - the platform: ACPI tables ([`acpi`], [`aml`]), the local APIC
 //!   ([`apic`]), interrupts and the legacy PIC ([`irq`]), clocks and the tick
 //!   ([`time`]), COM1 ([`serial`]), fatal errors ([`panic`]) and leaving QEMU
@@ -43,6 +43,8 @@ pub mod mtrr;
 pub mod paging;
 #[cfg(target_os = "none")]
 pub mod panic;
+#[cfg(target_os = "none")]
+pub mod port;
 #[cfg(target_os = "none")]
 pub mod pvh;
 #[cfg(target_os = "none")]

@@ -17,10 +17,9 @@
 use core::arch::x86_64::{__cpuid, _rdtsc};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use x86_64::instructions::port::Port;
-
 use crate::arch::apic;
 use crate::arch::cpu::{self, MAX_CPUS};
+use crate::arch::port::IoPort;
 use crate::arch::sync::IrqMutex;
 
 /// Timer interrupts per second on every CPU.
@@ -31,6 +30,14 @@ const PIT_HZ: u64 = 1_193_182;
 const PIT_WINDOW: u64 = 1_193;
 /// Calibration windows (the median is kept).
 const WINDOWS: usize = 3;
+
+// SAFETY: 0x40 and 0x43 are the i8254's channel 0 data and mode/command
+// registers on every machine QEMU emulates; the PIT raises IRQ 0 only, which
+// is masked at the 8259 and never routed by an I/O APIC, so no value written
+// reaches memory. Only the BSP touches them, during calibration.
+static PIT_DATA: IoPort<u8> = unsafe { IoPort::new(0x40) };
+// SAFETY: see `PIT_DATA`.
+static PIT_COMMAND: IoPort<u8> = unsafe { IoPort::new(0x43) };
 
 /// TSC value at kernel entry: `now_ns` counts from there.
 static TSC0: AtomicU64 = AtomicU64::new(0);
@@ -108,17 +115,11 @@ pub fn calibration() -> Calibration {
 
 /// Latches and reads PIT channel 0's counter.
 fn pit_read() -> u16 {
-    let mut command: Port<u8> = Port::new(0x43);
-    let mut data: Port<u8> = Port::new(0x40);
-    // SAFETY: ports 0x40/0x43 are the i8254's channel 0 data and command
-    // registers; the latch command (0x00) does not disturb counting, and only
-    // the BSP touches the PIT, during calibration.
-    unsafe {
-        command.write(0x00);
-        let lo = data.read() as u16;
-        let hi = data.read() as u16;
-        lo | (hi << 8)
-    }
+    // The latch command (0x00) does not disturb counting.
+    PIT_COMMAND.write(0x00);
+    let lo = PIT_DATA.read() as u16;
+    let hi = PIT_DATA.read() as u16;
+    lo | (hi << 8)
 }
 
 /// One reading of the PIT, the APIC timer and the TSC, taken close together:
@@ -153,15 +154,10 @@ fn window() -> (u64, u64, u64) {
 }
 
 fn measure_with_pit() -> Option<Calibration> {
-    let mut command: Port<u8> = Port::new(0x43);
-    let mut data: Port<u8> = Port::new(0x40);
-    // SAFETY: programs PIT channel 0 as a free-running rate generator (mode 2,
-    // reload 65536). Its IRQ 0 is masked at both the 8259 and the I/O APIC.
-    unsafe {
-        command.write(0x34);
-        data.write(0);
-        data.write(0);
-    }
+    // Channel 0 as a free-running rate generator (mode 2, reload 65536).
+    PIT_COMMAND.write(0x34);
+    PIT_DATA.write(0);
+    PIT_DATA.write(0);
     // Wait for the counter to start moving (it never does without a PIT).
     let first = pit_read();
     if !(0..100_000).any(|_| pit_read() != first) {
@@ -177,12 +173,10 @@ fn measure_with_pit() -> Option<Calibration> {
         lapic[i] = (a as u128 * PIT_HZ as u128 / p as u128) as u64;
     }
     apic::set_timer(false, 0);
-    // SAFETY: one-shot mode 0 with count 1: the PIT stops toggling IRQ 0.
-    unsafe {
-        command.write(0x30);
-        data.write(1);
-        data.write(0);
-    }
+    // One-shot mode 0 with count 1: the PIT stops toggling IRQ 0.
+    PIT_COMMAND.write(0x30);
+    PIT_DATA.write(1);
+    PIT_DATA.write(0);
     tsc.sort_unstable();
     lapic.sort_unstable();
     let (tsc_hz, apic_hz) = (tsc[WINDOWS / 2], lapic[WINDOWS / 2]);
