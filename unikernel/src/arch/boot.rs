@@ -14,7 +14,7 @@ use stress::proto::{ExitCode, Record};
 use x86_64::instructions::interrupts;
 
 use crate::arch::pvh::BootInfo;
-use crate::arch::{acpi, apic, cpu, irq, panic, qemu, smp, time};
+use crate::arch::{acpi, apic, cpu, irq, panic, qemu, smp, time, timeline};
 use crate::arch::{gdt, idt, mtrr, paging};
 use crate::cmdline::{self, CrashKind, Mode};
 use crate::drivers::disk;
@@ -73,6 +73,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
     {
         qemu::exit(ExitCode::Pass);
     }
+    timeline::mark("pvh");
 
     let cpus = acpi::cpus(boot.rsdp).unwrap_or_else(|e| panic::fatal(format_args!("boot: {e}")));
     if cpus.ignored > 0 {
@@ -82,6 +83,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
             cpu::MAX_CPUS
         );
     }
+    timeline::mark("acpi");
 
     // Physical memory: RAM from the memory map, minus low memory (firmware,
     // the AP trampoline) and the kernel image.
@@ -98,10 +100,13 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         );
         frames.remove(image.0, image.1);
     }
+    timeline::mark("frames");
     paging::init(|start, end| boot.has_ram(start, end))
         .unwrap_or_else(|e| panic::fatal(format_args!("boot: paging: {e}")));
+    timeline::mark("paging");
     stack::allocate(cpus.apic_ids().len())
         .unwrap_or_else(|e| panic::fatal(format_args!("boot: {e}")));
+    timeline::mark("stacks");
     let heap = frame::FRAMES.lock().take_largest(FRAME_RESERVE);
     match heap {
         // SAFETY: the extent was removed from the frame allocator, is RAM
@@ -109,6 +114,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         Some(x) if unsafe { heap::add_region(x.start, x.end) } => {}
         _ => panic::fatal(format_args!("boot: no memory for the heap")),
     }
+    timeline::mark("heap");
 
     FOUND.call_once(|| Found {
         cmdline: boot.cmdline.clone(),
@@ -146,11 +152,13 @@ extern "C" fn bsp_main() -> ! {
     }
     let bsp_apic = apic::current_id();
     cpu::set_apic_id(0, bsp_apic);
+    timeline::mark("apic");
 
     let transport = match &found.args {
         Ok(args) => disk::discover(&args.virtio_mmio, &found.dsdt_virtio_mmio),
         Err(_) => disk::Transport::None,
     };
+    timeline::mark("discover");
 
     // Start the APs: they boot while the BSP prints Hello and calibrates the
     // clocks (they wait for the calibration, halted). Only after `discover`:
@@ -164,6 +172,7 @@ extern "C" fn bsp_main() -> ! {
         .filter(|&id| id != bsp_apic)
         .collect();
     smp::start_aps(&aps);
+    timeline::mark("sipi");
 
     console::record(Record::Hello {
         kernel: env!("CARGO_PKG_VERSION").into(),
@@ -172,16 +181,19 @@ extern "C" fn bsp_main() -> ! {
         transport: transport.name().into(),
         cmdline: found.cmdline.clone(),
     });
+    timeline::mark("hello");
     let args = match &found.args {
         Ok(args) => args,
         Err(e) => panic::fatal(format_args!("bad kernel command line: {e}")),
     };
 
     time::calibrate();
+    timeline::mark("calibrate");
     smp::wake_others();
     time::start_tick();
     interrupts::enable();
     let online = smp::wait_for_aps(&aps, AP_TIMEOUT_NS);
+    timeline::mark("aps");
     console::record(Record::Ready {
         cpus: online as u32,
         boot_ns: time::now_ns(),
@@ -189,5 +201,7 @@ extern "C" fn bsp_main() -> ! {
     if let Err(e) = disk::init(transport) {
         crate::diag!("virtio-blk: {e}");
     }
+    timeline::mark("virtio");
+    timeline::print();
     modes::run(args, found.madt_apic_ids.len())
 }

@@ -5,7 +5,8 @@
 //!
 //! - start-up: the PVH entry ([`entry`]) and its boot information ([`pvh`]),
 //!   the BSP's boot sequence ([`boot`]), the AP trampoline ([`trampoline`])
-//!   and the SMP bring-up and job runner ([`smp`]);
+//!   and the SMP bring-up and job runner ([`smp`]), the boot timeline
+//!   ([`timeline`]);
 //! - the CPU: identity and per-CPU slots ([`cpu`]), descriptor tables
 //!   ([`gdt`], [`idt`]), memory types ([`mtrr`]), page tables ([`paging`]),
 //!   I/O ports ([`port`]), IRQ-safe locks ([`sync`]);
@@ -57,5 +58,7 @@ pub mod smp;
 pub mod sync;
 #[cfg(target_os = "none")]
 pub mod time;
+#[cfg(target_os = "none")]
+pub mod timeline;
 #[cfg(target_os = "none")]
 pub mod trampoline;

@@ -71,7 +71,13 @@ pub fn set_entry_tsc(tsc: u64) {
 /// Nanoseconds since kernel entry; monotonic, usable on every CPU.
 #[inline]
 pub fn now_ns() -> u64 {
-    let delta = rdtsc().wrapping_sub(TSC0.load(Ordering::Relaxed));
+    tsc_to_ns_since_entry(rdtsc())
+}
+
+/// Nanoseconds from kernel entry to the moment the TSC read `tsc`.
+#[inline]
+pub fn tsc_to_ns_since_entry(tsc: u64) -> u64 {
+    let delta = tsc.wrapping_sub(TSC0.load(Ordering::Relaxed));
     ((delta as u128 * NS_PER_TSC.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
