@@ -59,6 +59,10 @@ fn ms(d: Duration) -> f64 {
 /// after it read its command line (before any record, ACPI or memory set-up).
 pub const FLOOR_APPEND: &str = "mode=crash kind=early-exit";
 
+/// What the boots that print the timeline add to the probe's command line
+/// (the paired probes do without: printing it costs time).
+pub const TIMELINE_APPEND: &str = "boot_timeline=1";
+
 /// Prefix of the kernel's boot timeline diagnostic (after `# `).
 const TIMELINE_PREFIX: &str = "boot timeline us:";
 
@@ -158,32 +162,40 @@ impl Samples {
     }
 }
 
+/// A probe boot that prints its timeline, cut into parts.
+fn timeline_boot(spec: &boot::BootSpec) -> Option<Vec<(String, f64)>> {
+    let mut timeline = None;
+    let out = boot::boot(spec, &mut |line| {
+        if let LineKind::Diag(text) = &line.kind
+            && let Some(t) = parse_timeline(text)
+        {
+            timeline = Some(t);
+        }
+    });
+    if *out.verdict() != Verdict::Pass {
+        return None;
+    }
+    breakdown(&out, &timeline?)
+}
+
 /// `pairs` pairs of boots, a probe and a floor, alternating which goes
-/// first so that a drift in the machine's load hits both alike.
+/// first so that a drift in the machine's load hits both alike; after each
+/// pair, a probe that prints its timeline (for the breakdown only).
 fn paired_boots(
     probe: &boot::BootSpec,
     floor: &boot::BootSpec,
+    timed: &boot::BootSpec,
     pairs: u32,
     bar: &ProgressBar,
 ) -> Samples {
     let mut s = Samples::default();
     for i in 0..pairs {
-        let mut timeline = None;
-        let mut boot_probe = || {
-            boot::boot(probe, &mut |line| {
-                if let LineKind::Diag(text) = &line.kind
-                    && let Some(t) = parse_timeline(text)
-                {
-                    timeline = Some(t);
-                }
-            })
-        };
         let (p, f) = if i % 2 == 0 {
-            let p = boot_probe();
+            let p = boot::boot(probe, &mut |_| {});
             (p, boot::boot(floor, &mut |_| {}))
         } else {
             let f = boot::boot(floor, &mut |_| {});
-            (boot_probe(), f)
+            (boot::boot(probe, &mut |_| {}), f)
         };
         bar.inc(1);
         let probe_ok = *p.verdict() == Verdict::Pass;
@@ -209,9 +221,7 @@ fn paired_boots(
         s.exit.push(pe);
         s.floor.push(fe);
         s.ratios.push(pe / fe);
-        if let Some(parts) = timeline.as_deref().and_then(|t| breakdown(&p, t)) {
-            s.parts.push(parts);
-        }
+        s.parts.extend(timeline_boot(timed));
     }
     s
 }
@@ -233,7 +243,11 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
                 append: FLOOR_APPEND.into(),
                 ..probe.clone()
             };
-            let s = paired_boots(&probe, &floor, a.boots, &bar);
+            let timed = boot::BootSpec {
+                append: format!("{} {TIMELINE_APPEND}", probe.append),
+                ..probe.clone()
+            };
+            let s = paired_boots(&probe, &floor, &timed, a.boots, &bar);
             let ok = s.ratios.len();
             let tried = ok + s.failures.len();
             let (note, broken) = match (ok, s.failures.first()) {
@@ -297,8 +311,8 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
             b.add_row([name.clone(), format!("{v:.2}")]);
         }
         println!(
-            "{}/{}: where the probe boot's time goes (kernel phases from its \
-             `# boot timeline` line)",
+            "{}/{}: where the probe boot's time goes (medians over the extra \
+             `{TIMELINE_APPEND}` boots; kernel phases from their `# boot timeline` line)",
             r.machine, r.accel
         );
         println!("{b}");

@@ -37,6 +37,8 @@ struct Found {
     /// virtio-mmio windows from the DSDT (microvm with ACPI).
     dsdt_virtio_mmio: Vec<cmdline::VirtioMmio>,
     mem_mib: u32,
+    /// `boot_timeline=1`: print the boot timeline (see [`timeline`]).
+    print_timeline: bool,
 }
 
 static FOUND: Once<Found> = Once::new();
@@ -123,6 +125,10 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         madt_apic_ids: cpus.apic_ids().to_vec(),
         dsdt_virtio_mmio: cpus.virtio_mmio.clone(),
         mem_mib: (mem_bytes >> 20) as u32,
+        print_timeline: boot
+            .cmdline
+            .split_whitespace()
+            .any(|w| w == timeline::CMDLINE_KEY),
     });
     let top = stack::kernel_top(0);
     // SAFETY: `top` is the top of CPU 0's guarded stack, unused so far;
@@ -152,6 +158,8 @@ extern "C" fn bsp_main() -> ! {
     }
     let bsp_apic = apic::current_id();
     cpu::set_apic_id(0, bsp_apic);
+    // The calibration window spans the rest of the boot up to `calibrate`.
+    time::start_calibration();
     timeline::mark("apic");
 
     let transport = match &found.args {
@@ -202,6 +210,8 @@ extern "C" fn bsp_main() -> ! {
         crate::diag!("virtio-blk: {e}");
     }
     timeline::mark("virtio");
-    timeline::print();
+    if found.print_timeline {
+        timeline::print();
+    }
     modes::run(args, found.madt_apic_ids.len())
 }
