@@ -3,8 +3,10 @@
 //! [`kernel_boot`] runs on the small boot stack: it reads the PVH start info,
 //! the ACPI MADT and the memory map, refines the page tables, allocates the
 //! guarded per-CPU stacks and the heap, then switches to CPU 0's guarded stack
-//! and continues in [`bsp_main`]: GDT/TSS/IDT, local APIC, `Hello`, the APs,
-//! time calibration, the disk, `Ready`, and the mode.
+//! and continues in [`bsp_main`]: GDT/TSS/IDT, local APIC, the swap disk's
+//! transport (initialised by its first user), `Hello`, the APs, time
+//! calibration, `Ready`, and the mode. Each phase's end is stamped on the
+//! [`timeline`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -206,10 +208,9 @@ extern "C" fn bsp_main() -> ! {
         cpus: online as u32,
         boot_ns: time::now_ns(),
     });
-    if let Err(e) = disk::init(transport) {
-        crate::diag!("virtio-blk: {e}");
-    }
-    timeline::mark("virtio");
+    // The disk is initialised by the first `disk::get` (modes that use it).
+    disk::set_found(transport);
+    timeline::mark("ready");
     if found.print_timeline {
         timeline::print();
     }
