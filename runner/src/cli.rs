@@ -475,8 +475,11 @@ pub fn parse_factor(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Boot `mode=probe` N times per (machine, accelerator) and print
-    /// min/median/max of spawn→Ready and spawn→exit in ms.
+    /// Boot `mode=probe` against the floor (the same kernel exiting on
+    /// entry: `mode=crash kind=early-exit`) in N alternating pairs per
+    /// (machine, accelerator); print min/median/max of spawn→Ready and
+    /// spawn→exit in ms, the median probe/floor ratio and where the probe's
+    /// time goes (from extra `boot_timeline=1` boots).
     ///
     /// An accelerator whose first boot fails is reported as unavailable.
     Boot(BenchBootArgs),
@@ -511,7 +514,7 @@ pub struct BenchStressArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchBootArgs {
-    /// Boots per (machine, accelerator).
+    /// Probe/floor pairs per (machine, accelerator).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub boots: u32,
     /// Machines to measure, comma-separated.

@@ -11,9 +11,9 @@ use core::fmt::{self, Write};
 
 use stress::proto::{self, Frame, Record};
 
-use crate::cpu;
-use crate::serial::Serial;
-use crate::sync::{IrqMutex, IrqMutexGuard};
+use crate::arch::cpu;
+use crate::arch::serial::Serial;
+use crate::arch::sync::{self, FatalPath, IrqMutex, IrqMutexGuard};
 
 /// The UART and the record sequence number it has reached.
 pub struct Console {
@@ -127,27 +127,10 @@ macro_rules! diag {
 /// The console for the panic path: taken even if this CPU held it when it
 /// faulted (the interrupted line is cut: a newline is written first), and
 /// taken by force if another CPU does not release it within a bounded wait.
-pub fn emergency() -> IrqMutexGuard<'static, Console> {
-    // SAFETY: `raw` only exposes the lock for inspection here.
-    let held_here = unsafe { CONSOLE.raw() }.held_by_current_cpu();
+pub fn emergency(path: &FatalPath) -> IrqMutexGuard<'static, Console> {
+    let (mut console, held_here) = sync::lock_on_fatal_path(&CONSOLE, path);
     if held_here {
-        // SAFETY: this CPU holds the lock and will never return to the code
-        // that took it (the panic path ends in `exit`), so releasing it here
-        // cannot let two contexts use the console at once.
-        unsafe { CONSOLE.force_unlock() };
-        let mut console = CONSOLE.lock();
         console.serial.write(b"\n");
-        return console;
     }
-    for _ in 0..50_000_000u64 {
-        if let Some(console) = CONSOLE.try_lock() {
-            return console;
-        }
-        core::hint::spin_loop();
-    }
-    // SAFETY: another CPU has held the console for far longer than any line
-    // takes (it is stuck, e.g. spinning with interrupts off); we are about to
-    // exit, so a possibly interleaved line is better than a silent hang.
-    unsafe { CONSOLE.force_unlock() };
-    CONSOLE.lock()
+    console
 }

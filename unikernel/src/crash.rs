@@ -1,6 +1,13 @@
 //! Deliberate failures (`mode=crash kind=K [cpu=N]`), so that the runner can
 //! prove it classifies each one. All of them happen after `Ready` (except
 //! `early-exit`, handled before any record in `boot`), on CPU `N` (default 0).
+//!
+//! The one module outside the fences (`arch`, `drivers`, `mem`) allowed to
+//! use `unsafe`, because its unsafe is wrong on purpose: a write to an
+//! unmapped address, `ud2`, an empty IDT. It stays out of `arch` so that the
+//! fenced code keeps one rule (every unsafe block upholds soundness) and the
+//! deliberate breakage sits apart, under its own name.
+#![allow(unsafe_code)]
 
 use alloc::vec::Vec;
 

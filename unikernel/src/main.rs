@@ -13,65 +13,54 @@
 //! - [`sync::IrqMutex`]: IRQ-safe spinlock;
 //! - [`qemu::exit`]: leave QEMU with a `stress::proto::ExitCode`.
 //!
-//! Boot flow: `arch::entry` (PVH, 32-bit to long mode) → [`boot`] (memory,
-//! ACPI, stacks, heap, APs, calibration) → [`modes`] (`mode=` on the command
-//! line). The console, command line, exit codes and boot tests follow the
+//! Boot flow: `arch::entry` (PVH, 32-bit to long mode) → `arch::boot`
+//! (memory, ACPI, stacks, heap, APs, calibration) → [`modes`] (`mode=` on the
+//! command line).
+//!
+//! Layout: all hardware access and all `unsafe` live in three fenced folders
+//! behind safe functions — [`arch`] (CPU and platform: entry, boot, APIC,
+//! ACPI, PVH, timers, serial, SMP, interrupts, page tables, QEMU exit),
+//! [`drivers`] (virtio, the swap disk) and [`mem`] (frames, heap, stacks) —
+//! plus [`crash`], the one module whose unsafe is deliberately wrong. The
+//! crate denies `unsafe_code`; only those four modules allow it. The console, command line, exit codes and boot tests follow the
 //! contract in `docs/contract.md`. On the host the crate builds a stub
 //! `main` so that workspace-wide clippy and tests compile; its pure logic
 //! (command line, DSDT scan, frame allocator) is tested there.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+// The fence: only `arch`, `drivers`, `mem` and the deliberate `crash` module
+// may contain `unsafe` (each says `allow(unsafe_code)` at its top); everything
+// else uses their safe functions.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
-mod aml;
+mod arch;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod cmdline;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod mem;
 
 #[cfg(target_os = "none")]
-mod acpi;
-#[cfg(target_os = "none")]
-mod apic;
-#[cfg(target_os = "none")]
-mod arch;
-#[cfg(target_os = "none")]
-mod boot;
-#[cfg(target_os = "none")]
 mod console;
-#[cfg(target_os = "none")]
-mod cpu;
 #[cfg(target_os = "none")]
 mod crash;
 #[cfg(target_os = "none")]
-mod disk;
-#[cfg(target_os = "none")]
 mod diskbench;
 #[cfg(target_os = "none")]
-mod irq;
+mod drivers;
 #[cfg(target_os = "none")]
 mod modes;
 #[cfg(target_os = "none")]
-mod panic;
-#[cfg(target_os = "none")]
-mod pvh;
-#[cfg(target_os = "none")]
-mod qemu;
-#[cfg(target_os = "none")]
-mod serial;
-#[cfg(target_os = "none")]
-mod smp;
-#[cfg(target_os = "none")]
 mod stress_mode;
 #[cfg(target_os = "none")]
-mod sync;
-#[cfg(target_os = "none")]
 mod tests;
+
+// The safe platform API the modes use, under its short names.
 #[cfg(target_os = "none")]
-mod time;
+use arch::{apic, cpu, irq, panic, qemu, smp, sync, time};
 #[cfg(target_os = "none")]
-mod virtio;
+use drivers::disk;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -3,7 +3,7 @@
 //! `ebx` = physical address of the `hvm_start_info`. This code builds the boot
 //! page tables (an identity map of the low 4 GiB with 2 MiB pages: 1 GiB pages
 //! triple-fault under this machine's nested KVM), enters long mode on a small
-//! boot stack and calls `boot::kernel_boot` with the start-info
+//! boot stack and calls `arch::boot::kernel_boot` with the start-info
 //! address and the TSC value read at entry.
 //!
 //! The boot page tables stay the kernel's page tables for good; `paging`

@@ -5,8 +5,8 @@
 //! to `trap_common`. That saves the caller-saved registers (the Rust handler
 //! preserves the rest), calls [`trap_dispatch`] with a [`TrapFrame`], restores
 //! and `iretq`s. Vectors 0-31 are CPU exceptions and go to
-//! [`crate::panic::exception`] (which never returns); the double fault runs on
-//! its own IST stack. Higher vectors are interrupts ([`crate::irq::dispatch`]).
+//! [`crate::arch::panic::exception`] (which never returns); the double fault runs on
+//! its own IST stack. Higher vectors are interrupts ([`crate::arch::irq::dispatch`]).
 //!
 //! The IDT is hand-built rather than taken from the `x86_64` crate because that
 //! one cannot point its reserved exception vectors anywhere and expects the
@@ -203,8 +203,8 @@ pub fn has_error_code(vector: u8) -> bool {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     if vector < 32 {
-        crate::panic::exception(frame);
+        crate::arch::panic::exception(frame);
     } else {
-        crate::irq::dispatch(vector);
+        crate::arch::irq::dispatch(vector);
     }
 }

@@ -19,8 +19,8 @@ use x86_64::instructions::tlb;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
 
+use crate::arch::sync::IrqMutex;
 use crate::mem::frame;
-use crate::sync::IrqMutex;
 
 const SIZE_2M: u64 = 2 << 20;
 const SIZE_4K: u64 = 4096;

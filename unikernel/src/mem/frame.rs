@@ -129,7 +129,9 @@ impl FrameAllocator {
     }
 
     /// Takes the largest extent, leaving `keep` bytes of free memory outside
-    /// it if it can (the part given away is the top of the extent).
+    /// it if it can (the part given away is the bottom of the extent: at
+    /// boot that is right after the kernel image, memory the host already
+    /// backs, so the heap's first allocations do not fault in fresh pages).
     pub fn take_largest(&mut self, keep: u64) -> Option<Extent> {
         let (i, largest) = self
             .extents()
@@ -143,12 +145,12 @@ impl FrameAllocator {
             return None;
         }
         let taken = Extent {
-            start: largest.start + keep_here,
-            end: largest.end,
+            start: largest.start,
+            end: largest.end - keep_here,
         };
         self.delete(i);
         if keep_here > 0 {
-            self.insert(largest.start, largest.start + keep_here);
+            self.insert(taken.end, largest.end);
         }
         Some(taken)
     }
@@ -187,7 +189,7 @@ impl FrameAllocator {
 #[cfg(target_os = "none")]
 mod global {
     use super::{FRAME_SIZE, FrameAllocator};
-    use crate::sync::IrqMutex;
+    use crate::arch::sync::IrqMutex;
 
     /// The kernel's frame allocator.
     pub static FRAMES: IrqMutex<FrameAllocator> = IrqMutex::new(FrameAllocator::new());
@@ -291,11 +293,24 @@ mod tests {
         assert_eq!(
             heap,
             Extent {
-                start: 6 * M,
-                end: 100 * M
+                start: 4 * M,
+                end: 98 * M
             }
         );
         assert_eq!(a.free_bytes(), 3 * M);
+        assert_eq!(
+            a.extents(),
+            [
+                Extent {
+                    start: M,
+                    end: 2 * M
+                },
+                Extent {
+                    start: 98 * M,
+                    end: 100 * M
+                }
+            ]
+        );
         assert!(a.alloc(512, FRAME_SIZE).is_some());
     }
 

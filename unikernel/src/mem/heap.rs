@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use talc::TalcLock;
 use talc::source::Claim;
 
-use crate::sync::IrqRawMutex;
+use crate::arch::sync::IrqRawMutex;
 
 /// Size of the static arena used until RAM is added.
 const EARLY_ARENA_SIZE: usize = 64 * 1024;

@@ -7,8 +7,8 @@
 //! Layout per CPU, from low to high addresses:
 //! `[guard | kernel stack | guard | IST stack]`.
 
+use crate::arch::cpu::MAX_CPUS;
 use crate::arch::paging;
-use crate::cpu::MAX_CPUS;
 use crate::mem::frame::{self, FRAME_SIZE};
 
 /// Size of each CPU's kernel stack.

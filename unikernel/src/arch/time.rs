@@ -2,13 +2,21 @@
 //! kernel entry) and the per-CPU periodic local APIC timer tick with its
 //! optional hook ([`set_tick_hook`]).
 //!
-//! Calibration ([`calibrate`], on the BSP at boot): the TSC and the APIC timer
-//! are both measured against the legacy PIT (i8254, 1.193182 MHz, present on
-//! microvm, pc and q35): PIT channel 0 counts down in mode 2 and is read back
-//! with latch commands; over three ~1 ms windows, elapsed PIT ticks convert the
-//! TSC and APIC-timer deltas to frequencies and the median of each is kept
-//! (each window's end points are read tightly together, so a vCPU preempted
-//! by the host skews at most one window). Without a working PIT the TSC
+//! Calibration (on the BSP at boot): the TSC and the APIC timer are both
+//! measured against the legacy PIT (i8254, 1.193182 MHz, present on microvm,
+//! pc and q35): PIT channel 0 counts down in mode 2 and is read back with
+//! latch commands. The window is the boot itself: [`start_calibration`] takes
+//! the first reading as soon as the local APIC is up, [`calibrate`] the last
+//! one after the devices, the APs' start-up and `Hello`, so nobody waits for
+//! it. The PIT wraps every 55 ms and is not watched meanwhile: a short
+//! (~0.2 ms) window at the end gives a rough TSC rate that counts the wraps,
+//! and the long window's rate must agree with it within 5%. Otherwise (a
+//! window under 0.5 ms or over a second long, or a disagreement), three ~1 ms
+//! windows are measured and the median of each rate is kept (each window's
+//! end points are read tightly together, so a vCPU preempted by the host
+//! skews at most one window). All three clocks run on host time under TCG
+//! and KVM, so a preemption inside a window does not skew it. Without a
+//! working PIT the TSC
 //! frequency comes from CPUID (hypervisor leaf 0x40000010, else leaf 0x15,
 //! else 0x16) and the APIC bus is assumed to run at 1 GHz (QEMU's and KVM's
 //! constant). `now_ns` relies on the TSC being synchronised across CPUs, which
@@ -17,25 +25,43 @@
 use core::arch::x86_64::{__cpuid, _rdtsc};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use x86_64::instructions::port::Port;
-
-use crate::apic;
-use crate::cpu::{self, MAX_CPUS};
-use crate::sync::IrqMutex;
+use crate::arch::apic;
+use crate::arch::cpu::{self, MAX_CPUS};
+use crate::arch::port::IoPort;
+use crate::arch::sync::IrqMutex;
 
 /// Timer interrupts per second on every CPU.
 pub const TICK_HZ: u64 = 250;
 /// PIT input clock.
 const PIT_HZ: u64 = 1_193_182;
-/// Calibration window in PIT ticks (~1 ms).
+/// Fallback calibration window in PIT ticks (~1 ms).
 const PIT_WINDOW: u64 = 1_193;
+/// The short window that counts the long window's PIT wraps (~0.2 ms).
+const SHORT_WINDOW: u64 = 240;
+/// The long window must be this long (~0.5 ms) ...
+const LONG_MIN: u64 = 597;
+/// ... and at most this long (1 s), for its wraps to be counted safely.
+const LONG_MAX: u64 = PIT_HZ;
+/// Period of PIT channel 0 with reload 0 (65536).
+const PIT_PERIOD: u64 = 1 << 16;
 /// Calibration windows (the median is kept).
 const WINDOWS: usize = 3;
+
+// SAFETY: 0x40 and 0x43 are the i8254's channel 0 data and mode/command
+// registers on every machine QEMU emulates; the PIT raises IRQ 0 only, which
+// is masked at the 8259 and never routed by an I/O APIC, so no value written
+// reaches memory. Only the BSP touches them, during calibration.
+static PIT_DATA: IoPort<u8> = unsafe { IoPort::new(0x40) };
+// SAFETY: see `PIT_DATA`.
+static PIT_COMMAND: IoPort<u8> = unsafe { IoPort::new(0x43) };
 
 /// TSC value at kernel entry: `now_ns` counts from there.
 static TSC0: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick, 32.32 fixed point (1 GHz until calibrated).
 static NS_PER_TSC: AtomicU64 = AtomicU64::new(1 << 32);
+/// The first reading of the boot-long calibration window, or `None` when
+/// there is no working PIT ([`start_calibration`]).
+static START: spin::Once<Option<Sample>> = spin::Once::new();
 /// What [`calibrate`] measured, published once (APs wait for it).
 static CAL: spin::Once<Calibration> = spin::Once::new();
 /// What [`calibration`] says before [`calibrate`] ran.
@@ -64,7 +90,13 @@ pub fn set_entry_tsc(tsc: u64) {
 /// Nanoseconds since kernel entry; monotonic, usable on every CPU.
 #[inline]
 pub fn now_ns() -> u64 {
-    let delta = rdtsc().wrapping_sub(TSC0.load(Ordering::Relaxed));
+    tsc_to_ns_since_entry(rdtsc())
+}
+
+/// Nanoseconds from kernel entry to the moment the TSC read `tsc`.
+#[inline]
+pub fn tsc_to_ns_since_entry(tsc: u64) -> u64 {
+    let delta = tsc.wrapping_sub(TSC0.load(Ordering::Relaxed));
     ((delta as u128 * NS_PER_TSC.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
@@ -86,9 +118,39 @@ pub struct Calibration {
     pub source: &'static str,
 }
 
-/// Calibrates the TSC and the APIC timer (BSP, local APIC enabled).
+/// Starts the calibration window (BSP, local APIC enabled, early at boot):
+/// starts the PIT and this CPU's APIC timer and takes the first reading.
+pub fn start_calibration() {
+    START.call_once(|| {
+        // Channel 0 as a free-running rate generator (mode 2, reload 65536).
+        PIT_COMMAND.write(0x34);
+        PIT_DATA.write(0);
+        PIT_DATA.write(0);
+        // Wait for the counter to start moving (it never does without a PIT).
+        let first = pit_read();
+        if !(0..100_000).any(|_| pit_read() != first) {
+            return None;
+        }
+        apic::set_timer(false, u32::MAX);
+        Some(sample())
+    });
+}
+
+/// Calibrates the TSC and the APIC timer (BSP, after [`start_calibration`],
+/// which it calls itself if nobody did).
 pub fn calibrate() -> Calibration {
-    let cal = measure_with_pit().unwrap_or_else(from_cpuid);
+    start_calibration();
+    let cal = START
+        .get()
+        .copied()
+        .flatten()
+        .and_then(|start| boot_window(start).or_else(median_of_windows))
+        .unwrap_or_else(from_cpuid);
+    apic::set_timer(false, 0);
+    // One-shot mode 0 with count 1: the PIT stops toggling IRQ 0.
+    PIT_COMMAND.write(0x30);
+    PIT_DATA.write(1);
+    PIT_DATA.write(0);
     NS_PER_TSC.store(
         (1_000_000_000u128 << 32).div_ceil(cal.tsc_hz as u128) as u64,
         Ordering::Relaxed,
@@ -108,23 +170,20 @@ pub fn calibration() -> Calibration {
 
 /// Latches and reads PIT channel 0's counter.
 fn pit_read() -> u16 {
-    let mut command: Port<u8> = Port::new(0x43);
-    let mut data: Port<u8> = Port::new(0x40);
-    // SAFETY: ports 0x40/0x43 are the i8254's channel 0 data and command
-    // registers; the latch command (0x00) does not disturb counting, and only
-    // the BSP touches the PIT, during calibration.
-    unsafe {
-        command.write(0x00);
-        let lo = data.read() as u16;
-        let hi = data.read() as u16;
-        lo | (hi << 8)
-    }
+    // The latch command (0x00) does not disturb counting.
+    PIT_COMMAND.write(0x00);
+    let lo = PIT_DATA.read() as u16;
+    let hi = PIT_DATA.read() as u16;
+    lo | (hi << 8)
 }
+
+/// One reading: (TSC, PIT count, APIC timer count).
+type Sample = (u64, u16, u32);
 
 /// One reading of the PIT, the APIC timer and the TSC, taken close together:
 /// of a few tries, the one whose bracketing TSC reads are closest (a vCPU
 /// preempted mid-reading would skew the result).
-fn sample() -> (u64, u16, u32) {
+fn sample() -> Sample {
     let mut best = (u64::MAX, 0, 0, 0);
     for _ in 0..4 {
         let before = rdtsc();
@@ -138,50 +197,58 @@ fn sample() -> (u64, u16, u32) {
     (best.1, best.2, best.3)
 }
 
-/// One calibration window: (TSC ticks, APIC timer ticks, PIT ticks).
-fn window() -> (u64, u64, u64) {
+/// A calibration window of at least `ticks` PIT ticks, watched throughout:
+/// (TSC ticks, APIC timer ticks, PIT ticks, the last reading).
+fn window(ticks: u64) -> (u64, u64, u64, Sample) {
     let (t0, p0, a0) = sample();
     let (mut prev, mut elapsed) = (p0, 0u64);
-    while elapsed < PIT_WINDOW {
+    while elapsed < ticks {
         let now = pit_read();
         elapsed += prev.wrapping_sub(now) as u64;
         prev = now;
     }
-    let (t1, p1, a1) = sample();
+    let end @ (t1, p1, a1) = sample();
     elapsed += prev.wrapping_sub(p1) as u64;
-    (t1 - t0, a0.wrapping_sub(a1) as u64, elapsed)
+    (t1 - t0, a0.wrapping_sub(a1) as u64, elapsed, end)
 }
 
-fn measure_with_pit() -> Option<Calibration> {
-    let mut command: Port<u8> = Port::new(0x43);
-    let mut data: Port<u8> = Port::new(0x40);
-    // SAFETY: programs PIT channel 0 as a free-running rate generator (mode 2,
-    // reload 65536). Its IRQ 0 is masked at both the 8259 and the I/O APIC.
-    unsafe {
-        command.write(0x34);
-        data.write(0);
-        data.write(0);
-    }
-    // Wait for the counter to start moving (it never does without a PIT).
-    let first = pit_read();
-    if !(0..100_000).any(|_| pit_read() != first) {
+/// `ticks` of a clock over `pit` PIT ticks, in Hz.
+fn rate(ticks: u64, pit: u64) -> u64 {
+    (ticks as u128 * PIT_HZ as u128 / pit.max(1) as u128) as u64
+}
+
+/// The window from [`start_calibration`]'s reading `start` to now, its PIT
+/// wraps counted with a short window's rough TSC rate; `None` when it is too
+/// short or too long, or the two rates disagree.
+fn boot_window((t0, p0, a0): Sample) -> Option<Calibration> {
+    let (t, _, p, (t1, p1, a1)) = window(SHORT_WINDOW);
+    let rough = rate(t, p);
+    let tsc_ticks = t1 - t0;
+    let predicted = (tsc_ticks as u128 * PIT_HZ as u128 / rough.max(1) as u128) as u64;
+    if !(LONG_MIN..=LONG_MAX).contains(&predicted) {
         return None;
     }
-    apic::set_timer(false, u32::MAX);
-    // Three windows; the median resists one disturbed by host preemption.
+    let seen = p0.wrapping_sub(p1) as u64;
+    let wraps = (predicted.saturating_sub(seen) + PIT_PERIOD / 2) / PIT_PERIOD;
+    let pit = seen + wraps * PIT_PERIOD;
+    let tsc_hz = rate(tsc_ticks, pit);
+    let apic_hz = rate(a0.wrapping_sub(a1) as u64, pit);
+    (tsc_hz.abs_diff(rough) <= rough / 20 && apic_hz > 0).then_some(Calibration {
+        tsc_hz,
+        apic_timer_hz: apic_hz,
+        source: "pit",
+    })
+}
+
+/// Three ~1 ms windows; the median of each rate resists one window
+/// disturbed by host preemption.
+fn median_of_windows() -> Option<Calibration> {
     let mut tsc = [0u64; WINDOWS];
     let mut lapic = [0u64; WINDOWS];
     for i in 0..WINDOWS {
-        let (t, a, p) = window();
-        tsc[i] = (t as u128 * PIT_HZ as u128 / p as u128) as u64;
-        lapic[i] = (a as u128 * PIT_HZ as u128 / p as u128) as u64;
-    }
-    apic::set_timer(false, 0);
-    // SAFETY: one-shot mode 0 with count 1: the PIT stops toggling IRQ 0.
-    unsafe {
-        command.write(0x30);
-        data.write(1);
-        data.write(0);
+        let (t, a, p, _) = window(PIT_WINDOW);
+        tsc[i] = rate(t, p);
+        lapic[i] = rate(a, p);
     }
     tsc.sort_unstable();
     lapic.sort_unstable();

@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use lock_api::{GuardNoSend, RawMutex};
 use x86_64::instructions::interrupts;
 
-use crate::cpu;
+use crate::arch::cpu;
 
 /// Owner value meaning "nobody".
 const NO_OWNER: u32 = u32::MAX;
@@ -94,6 +94,52 @@ impl IrqRawMutex {
     pub fn held_by_current_cpu(&self) -> bool {
         self.inner.is_locked() && self.owner.load(Ordering::Relaxed) == cpu::id() as u32
     }
+}
+
+/// Proof that the current CPU is the one reporting a fatal error and that it
+/// ends by exiting QEMU: it never returns to the code it interrupted. Only
+/// [`crate::arch::panic`] makes one, on the first failing CPU.
+pub struct FatalPath {
+    _private: (),
+}
+
+impl FatalPath {
+    /// For [`crate::arch::panic`] once it has claimed the report.
+    pub(in crate::arch) fn claimed() -> FatalPath {
+        FatalPath { _private: () }
+    }
+}
+
+/// Takes `mutex` on the fatal path even when it is not free: released by
+/// force when this CPU holds it (the interrupted holder never resumes), or
+/// when another CPU does not release it within a bounded wait (it is stuck,
+/// e.g. spinning with interrupts off; a possibly interleaved line is better
+/// than a silent hang). Also says whether this CPU held it.
+pub fn lock_on_fatal_path<'a, T>(
+    mutex: &'a IrqMutex<T>,
+    _path: &FatalPath,
+) -> (IrqMutexGuard<'a, T>, bool) {
+    // SAFETY: `raw` only exposes the lock for inspection here.
+    let held_here = unsafe { mutex.raw() }.held_by_current_cpu();
+    if held_here {
+        // SAFETY: this CPU holds the lock and, as the `FatalPath` proves, will
+        // never return to the code that took it, so releasing it here cannot
+        // let two contexts use the protected value at once.
+        unsafe { mutex.force_unlock() };
+        return (mutex.lock(), true);
+    }
+    for _ in 0..50_000_000u64 {
+        if let Some(guard) = mutex.try_lock() {
+            return (guard, false);
+        }
+        core::hint::spin_loop();
+    }
+    // SAFETY: another CPU has held the lock far longer than any holder takes
+    // and this CPU is about to exit QEMU (`FatalPath`); no value the lock
+    // protects outlives the exit, so the forced release harms nothing that
+    // runs afterwards.
+    unsafe { mutex.force_unlock() };
+    (mutex.lock(), false)
 }
 
 /// A mutex that keeps interrupts disabled on its CPU while held.

@@ -2,10 +2,15 @@
 //! byte `v` makes QEMU exit with status `(v << 1) | 1`.
 
 use stress::proto::ExitCode;
-use x86_64::instructions::{hlt, interrupts, port::Port};
+use x86_64::instructions::{hlt, interrupts};
+
+use crate::arch::port::IoPort;
 
 /// The `isa-debug-exit` port (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`).
-const DEBUG_EXIT_PORT: u16 = 0xf4;
+// SAFETY: port 0xf4 is QEMU's isa-debug-exit device; writing it ends the VM,
+// which touches no memory. Without the device (a misconfigured command line)
+// writes are ignored.
+static DEBUG_EXIT: IoPort<u32> = unsafe { IoPort::new(0xf4) };
 
 /// Flushes the console and exits QEMU with `code`.
 pub fn exit(code: ExitCode) -> ! {
@@ -17,11 +22,8 @@ pub fn exit(code: ExitCode) -> ! {
 /// flushed it already, through the guard it holds).
 pub fn exit_now(code: ExitCode) -> ! {
     interrupts::disable();
-    let mut port: Port<u32> = Port::new(DEBUG_EXIT_PORT);
-    // SAFETY: port 0xf4 is QEMU's isa-debug-exit device; writing it ends the
-    // VM. Without the device (a misconfigured command line) the write is
-    // ignored and we halt below.
-    unsafe { port.write(code as u32) };
+    DEBUG_EXIT.write(code as u32);
+    // Without the device the write was ignored: halt for good.
     loop {
         hlt();
     }

@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use x2apic::lapic::{IpiAllShorthand, LocalApic, LocalApicBuilder, TimerDivide, TimerMode};
 
-use crate::cpu::CpuLocal;
+use crate::arch::cpu::CpuLocal;
 
 /// Vector of the per-CPU periodic timer interrupt.
 pub const TIMER_VECTOR: u8 = 0x40;

@@ -20,9 +20,10 @@ use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceType, SomeTransport, Transport as _};
 
+use crate::arch::sync::IrqMutex;
 use crate::cmdline::VirtioMmio;
-use crate::virtio::blk::{BlkDevice, BlkError};
-use crate::virtio::{hal::KernelHal, pci};
+use crate::drivers::virtio::blk::{BlkDevice, BlkError};
+use crate::drivers::virtio::{hal::KernelHal, pci};
 
 /// Size of a disk page: one swap block, one page of the model.
 pub use stress::platform::PAGE_SIZE;
@@ -128,11 +129,31 @@ impl Disk {
     }
 }
 
-static DISK: Once<Disk> = Once::new();
+/// What [`discover`] found, until the first [`get`] initialises it.
+static FOUND: IrqMutex<Option<Transport>> = IrqMutex::new(None);
+/// The disk, once the first [`get`] has tried to initialise it.
+static DISK: Once<Option<Disk>> = Once::new();
 
-/// The swap disk, if the machine has one and it initialised.
+/// Keeps the transport [`discover`] found for the first [`get`]: the device
+/// is only initialised when a mode uses the disk (`probe` and `crash` do
+/// not, and virtio set-up is a good part of their boot).
+pub fn set_found(transport: Transport) {
+    if !matches!(transport, Transport::None) {
+        *FOUND.lock() = Some(transport);
+    }
+}
+
+/// The swap disk, if the machine has one and it initialised. The first call
+/// initialises it (other CPUs calling meanwhile wait); a failure is said
+/// once, in a `# virtio-blk: ...` line.
 pub fn get() -> Option<&'static Disk> {
-    DISK.get()
+    DISK.call_once(|| {
+        let transport = FOUND.lock().take()?;
+        init(transport)
+            .inspect_err(|e| crate::diag!("virtio-blk: {e}"))
+            .ok()
+    })
+    .as_ref()
 }
 
 /// A virtio block transport found at boot.
@@ -178,19 +199,18 @@ pub fn discover(cmdline: &[VirtioMmio], dsdt: &[VirtioMmio]) -> Transport {
     Transport::None
 }
 
-/// Initialises the disk found by [`discover`].
-pub fn init(transport: Transport) -> Result<(), String> {
+/// Initialises the disk found by [`discover`] (`Err` also when there is none).
+fn init(transport: Transport) -> Result<Disk, String> {
     let name = transport.name();
     let some: SomeTransport<'static> = match transport {
-        Transport::None => return Ok(()),
+        Transport::None => return Err("no virtio-blk device".into()),
         Transport::Mmio(t) => t.into(),
         Transport::Pci(t) => t.into(),
     };
     let dev =
         BlkDevice::new(some).map_err(|e| format!("cannot initialise the {name} device: {e:?}"))?;
-    DISK.call_once(|| Disk {
+    Ok(Disk {
         dev,
         transport: name,
-    });
-    Ok(())
+    })
 }

@@ -21,10 +21,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use x86_64::instructions::{hlt, interrupts};
 use x86_64::registers::control::Cr3;
 
+use crate::arch::cpu::{self, MAX_CPUS};
+use crate::arch::{apic, time};
 use crate::arch::{gdt, idt, mtrr, paging, trampoline};
-use crate::cpu::{self, MAX_CPUS};
+use crate::diag;
 use crate::mem::stack;
-use crate::{apic, diag, time};
 
 /// Bit of [`CHECK_IN`] set when the BSP stops waiting for APs.
 const CLOSED: u64 = 1 << 63;

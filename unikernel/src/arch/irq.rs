@@ -5,34 +5,33 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use x86_64::instructions::port::Port;
-
-use crate::{apic, time};
+use crate::arch::port::IoPort;
+use crate::arch::{apic, time};
 
 /// Interrupts on vectors nobody expects (acknowledged and counted).
 pub static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 
 /// Remaps the 8259 PICs to vectors 0x20-0x2f and masks every line.
 pub fn disable_legacy_pic() {
-    let mut master_cmd: Port<u8> = Port::new(0x20);
-    let mut master_data: Port<u8> = Port::new(0x21);
-    let mut slave_cmd: Port<u8> = Port::new(0xa0);
-    let mut slave_data: Port<u8> = Port::new(0xa1);
-    // SAFETY: the standard 8259 initialisation sequence (ICW1-ICW4) on the
-    // PIC ports, then masking all lines: afterwards the PICs deliver nothing
-    // but possibly a spurious vector 0x27/0x2f, which `dispatch` ignores.
-    unsafe {
-        master_cmd.write(0x11);
-        slave_cmd.write(0x11);
-        master_data.write(0x20);
-        slave_data.write(0x28);
-        master_data.write(0x04);
-        slave_data.write(0x02);
-        master_data.write(0x01);
-        slave_data.write(0x01);
-        master_data.write(0xff);
-        slave_data.write(0xff);
-    }
+    let [master_cmd, master_data, slave_cmd, slave_data] = [0x20, 0x21, 0xa0, 0xa1].map(|p| {
+        // SAFETY: the 8259 PICs' command and data ports on every machine QEMU
+        // emulates; a PIC only raises interrupts (on vectors that have IDT
+        // gates), never touches memory; only the BSP programs them, once.
+        unsafe { IoPort::<u8>::new(p) }
+    });
+    // The standard initialisation sequence (ICW1-ICW4), then all lines
+    // masked: afterwards the PICs deliver nothing but possibly a spurious
+    // vector 0x27/0x2f, which `dispatch` ignores.
+    master_cmd.write(0x11);
+    slave_cmd.write(0x11);
+    master_data.write(0x20);
+    slave_data.write(0x28);
+    master_data.write(0x04);
+    slave_data.write(0x02);
+    master_data.write(0x01);
+    slave_data.write(0x01);
+    master_data.write(0xff);
+    slave_data.write(0xff);
 }
 
 /// Handles interrupt `vector` (called from the trap entry, interrupts off).

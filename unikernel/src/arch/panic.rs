@@ -16,20 +16,22 @@ use x86_64::instructions::{hlt, interrupts};
 use x86_64::registers::control::Cr2;
 
 use crate::arch::idt::{self, TrapFrame};
+use crate::arch::sync::FatalPath;
+use crate::arch::{cpu, qemu};
+use crate::console;
 use crate::mem::{heap, stack};
-use crate::{console, cpu, qemu};
 
 /// Index of the CPU that is reporting, or `usize::MAX`.
 static REPORTER: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Claims the right to report; returns only on the first failing CPU.
-fn claim() {
+fn claim() -> FatalPath {
     interrupts::disable();
     let me = cpu::id();
     match REPORTER.compare_exchange(usize::MAX, me, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {}
+        Ok(_) => FatalPath::claimed(),
         Err(cpu) if cpu == me => {
-            let mut console = console::emergency();
+            let mut console = console::emergency(&FatalPath::claimed());
             console.raw(b"\n# nested fault while reporting a panic\n");
             console.flush();
             qemu::exit_now(ExitCode::Panic);
@@ -67,7 +69,7 @@ impl Captured {
 
 /// Prints the Panic record for `message` and exits with `ExitCode::Panic`.
 fn report(message: fmt::Arguments, exception: Option<&Captured>) -> ! {
-    claim();
+    let path = claim();
     let me = cpu::id() as u32;
     if heap::usable() {
         let rec = Record::Panic {
@@ -75,11 +77,11 @@ fn report(message: fmt::Arguments, exception: Option<&Captured>) -> ! {
             message: alloc::fmt::format(message),
             exception: exception.map(Captured::to_record),
         };
-        let mut console = console::emergency();
+        let mut console = console::emergency(&path);
         console.record(rec);
         console.flush();
     } else {
-        let mut console = console::emergency();
+        let mut console = console::emergency(&path);
         let _ = write!(console, "# panic on cpu {me} (heap unusable): {message}");
         console.raw(b"\n");
         console.flush();

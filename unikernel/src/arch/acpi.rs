@@ -1,7 +1,7 @@
 //! ACPI, just enough to find the CPUs (the MADT's enabled local APIC and
 //! x2APIC entries: QEMU lists every `-smp` CPU there on microvm, pc and q35),
 //! the local APIC's physical address, and microvm's virtio-mmio devices
-//! (described in the DSDT, see [`crate::aml`]).
+//! (described in the DSDT, see [`crate::arch::aml`]).
 
 use core::ptr::NonNull;
 
@@ -10,8 +10,8 @@ use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 
 use alloc::vec::Vec;
 
+use crate::arch::cpu::MAX_CPUS;
 use crate::cmdline::VirtioMmio;
-use crate::cpu::MAX_CPUS;
 
 /// ACPI tables are read in place: all RAM below 4 GiB is identity-mapped.
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +101,7 @@ pub fn cpus(rsdp: u64) -> Result<Cpus, &'static str> {
         // of `length` bytes that QEMU's firmware set up.
         let aml =
             unsafe { core::slice::from_raw_parts(dsdt.address as *const u8, dsdt.length as usize) };
-        cpus.virtio_mmio = crate::aml::virtio_mmio_devices(aml);
+        cpus.virtio_mmio = crate::arch::aml::virtio_mmio_devices(aml);
     }
     if cpus.len == 0 {
         return Err("the MADT lists no enabled CPU");

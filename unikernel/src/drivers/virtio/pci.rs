@@ -3,15 +3,20 @@
 //! answers and every read returns all ones), and the search for a virtio
 //! block device on bus 0.
 
+use crate::arch::port::IoPort;
+use crate::arch::sync::IrqMutex;
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::bus::{Command, ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::virtio_device_type;
-use x86_64::instructions::port::Port;
 
-use crate::sync::IrqMutex;
-
-/// Serialises the address/data port pair.
-static PORTS: IrqMutex<()> = IrqMutex::new(());
+/// The address/data port pair, serialised.
+static PORTS: IrqMutex<(IoPort<u32>, IoPort<u32>)> =
+    // SAFETY: 0xcf8/0xcfc are the PCI configuration address and data ports
+    // (mechanism #1); the pair is only used under this lock, and only by
+    // `PortCam`, through which only the kernel's own device setup (enabling
+    // the virtio disk's decoding and bus mastering, the BARs the virtio
+    // transport reads) reaches configuration space.
+    IrqMutex::new(unsafe { (IoPort::new(0xcf8), IoPort::new(0xcfc)) });
 
 /// Configuration access by I/O ports.
 pub struct PortCam;
@@ -26,23 +31,15 @@ fn address(df: DeviceFunction, offset: u8) -> u32 {
 
 impl ConfigurationAccess for PortCam {
     fn read_word(&self, df: DeviceFunction, offset: u8) -> u32 {
-        let _ports = PORTS.lock();
-        // SAFETY: 0xcf8/0xcfc are the PCI configuration ports; the address
-        // and data accesses are paired under `PORTS`.
-        unsafe {
-            Port::<u32>::new(0xcf8).write(address(df, offset));
-            Port::<u32>::new(0xcfc).read()
-        }
+        let ports = PORTS.lock();
+        ports.0.write(address(df, offset));
+        ports.1.read()
     }
 
     fn write_word(&mut self, df: DeviceFunction, offset: u8, data: u32) {
-        let _ports = PORTS.lock();
-        // SAFETY: as in `read_word`; only the kernel's own device setup
-        // writes configuration space.
-        unsafe {
-            Port::<u32>::new(0xcf8).write(address(df, offset));
-            Port::<u32>::new(0xcfc).write(data);
-        }
+        let ports = PORTS.lock();
+        ports.0.write(address(df, offset));
+        ports.1.write(data);
     }
 
     unsafe fn unsafe_clone(&self) -> Self {

@@ -3,8 +3,10 @@
 //! [`kernel_boot`] runs on the small boot stack: it reads the PVH start info,
 //! the ACPI MADT and the memory map, refines the page tables, allocates the
 //! guarded per-CPU stacks and the heap, then switches to CPU 0's guarded stack
-//! and continues in [`bsp_main`]: GDT/TSS/IDT, local APIC, `Hello`, the APs,
-//! time calibration, the disk, `Ready`, and the mode.
+//! and continues in [`bsp_main`]: GDT/TSS/IDT, local APIC, the swap disk's
+//! transport (initialised by its first user), `Hello`, the APs, time
+//! calibration, `Ready`, and the mode. Each phase's end is stamped on the
+//! [`timeline`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -13,11 +15,13 @@ use spin::Once;
 use stress::proto::{ExitCode, Record};
 use x86_64::instructions::interrupts;
 
+use crate::arch::pvh::BootInfo;
+use crate::arch::{acpi, apic, cpu, irq, panic, qemu, smp, time, timeline};
 use crate::arch::{gdt, idt, mtrr, paging};
 use crate::cmdline::{self, CrashKind, Mode};
+use crate::drivers::disk;
 use crate::mem::{frame, heap, stack};
-use crate::pvh::BootInfo;
-use crate::{acpi, apic, console, cpu, disk, irq, modes, panic, qemu, smp, time};
+use crate::{console, modes};
 
 /// How long the BSP waits for the APs to check in.
 const AP_TIMEOUT_NS: u64 = 3_000_000_000;
@@ -35,6 +39,8 @@ struct Found {
     /// virtio-mmio windows from the DSDT (microvm with ACPI).
     dsdt_virtio_mmio: Vec<cmdline::VirtioMmio>,
     mem_mib: u32,
+    /// `boot_timeline=1`: print the boot timeline (see [`timeline`]).
+    print_timeline: bool,
 }
 
 static FOUND: Once<Found> = Once::new();
@@ -71,6 +77,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
     {
         qemu::exit(ExitCode::Pass);
     }
+    timeline::mark("pvh");
 
     let cpus = acpi::cpus(boot.rsdp).unwrap_or_else(|e| panic::fatal(format_args!("boot: {e}")));
     if cpus.ignored > 0 {
@@ -80,6 +87,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
             cpu::MAX_CPUS
         );
     }
+    timeline::mark("acpi");
 
     // Physical memory: RAM from the memory map, minus low memory (firmware,
     // the AP trampoline) and the kernel image.
@@ -96,10 +104,13 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         );
         frames.remove(image.0, image.1);
     }
+    timeline::mark("frames");
     paging::init(|start, end| boot.has_ram(start, end))
         .unwrap_or_else(|e| panic::fatal(format_args!("boot: paging: {e}")));
+    timeline::mark("paging");
     stack::allocate(cpus.apic_ids().len())
         .unwrap_or_else(|e| panic::fatal(format_args!("boot: {e}")));
+    timeline::mark("stacks");
     let heap = frame::FRAMES.lock().take_largest(FRAME_RESERVE);
     match heap {
         // SAFETY: the extent was removed from the frame allocator, is RAM
@@ -107,6 +118,7 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         Some(x) if unsafe { heap::add_region(x.start, x.end) } => {}
         _ => panic::fatal(format_args!("boot: no memory for the heap")),
     }
+    timeline::mark("heap");
 
     FOUND.call_once(|| Found {
         cmdline: boot.cmdline.clone(),
@@ -115,6 +127,10 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         madt_apic_ids: cpus.apic_ids().to_vec(),
         dsdt_virtio_mmio: cpus.virtio_mmio.clone(),
         mem_mib: (mem_bytes >> 20) as u32,
+        print_timeline: boot
+            .cmdline
+            .split_whitespace()
+            .any(|w| w == timeline::CMDLINE_KEY),
     });
     let top = stack::kernel_top(0);
     // SAFETY: `top` is the top of CPU 0's guarded stack, unused so far;
@@ -144,11 +160,15 @@ extern "C" fn bsp_main() -> ! {
     }
     let bsp_apic = apic::current_id();
     cpu::set_apic_id(0, bsp_apic);
+    // The calibration window spans the rest of the boot up to `calibrate`.
+    time::start_calibration();
+    timeline::mark("apic");
 
     let transport = match &found.args {
         Ok(args) => disk::discover(&args.virtio_mmio, &found.dsdt_virtio_mmio),
         Err(_) => disk::Transport::None,
     };
+    timeline::mark("discover");
 
     // Start the APs: they boot while the BSP prints Hello and calibrates the
     // clocks (they wait for the calibration, halted). Only after `discover`:
@@ -162,6 +182,7 @@ extern "C" fn bsp_main() -> ! {
         .filter(|&id| id != bsp_apic)
         .collect();
     smp::start_aps(&aps);
+    timeline::mark("sipi");
 
     console::record(Record::Hello {
         kernel: env!("CARGO_PKG_VERSION").into(),
@@ -170,22 +191,28 @@ extern "C" fn bsp_main() -> ! {
         transport: transport.name().into(),
         cmdline: found.cmdline.clone(),
     });
+    timeline::mark("hello");
     let args = match &found.args {
         Ok(args) => args,
         Err(e) => panic::fatal(format_args!("bad kernel command line: {e}")),
     };
 
     time::calibrate();
+    timeline::mark("calibrate");
     smp::wake_others();
     time::start_tick();
     interrupts::enable();
     let online = smp::wait_for_aps(&aps, AP_TIMEOUT_NS);
+    timeline::mark("aps");
     console::record(Record::Ready {
         cpus: online as u32,
         boot_ns: time::now_ns(),
     });
-    if let Err(e) = disk::init(transport) {
-        crate::diag!("virtio-blk: {e}");
+    // The disk is initialised by the first `disk::get` (modes that use it).
+    disk::set_found(transport);
+    timeline::mark("ready");
+    if found.print_timeline {
+        timeline::print();
     }
     modes::run(args, found.madt_apic_ids.len())
 }

@@ -15,7 +15,7 @@ use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::SomeTransport;
 
 use super::hal::KernelHal;
-use crate::sync::IrqMutex;
+use crate::arch::sync::IrqMutex;
 
 /// Most tokens the driver hands out (its queue size).
 const MAX_TOKENS: usize = 16;
