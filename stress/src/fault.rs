@@ -34,6 +34,7 @@ enum Retry {
     MapChanged = 4,
     Shadowed = 5,
     DeadObject = 6,
+    Collapsing = 7,
 }
 
 /// The fault's state between lookups (`struct faultstate`).
@@ -125,12 +126,20 @@ impl<P: Platform> Vm<P> {
                 self.unlock_and_deallocate(td, &object, g, &mut fs)?;
                 return Ok(Some(Ok(Retry::DeadObject)));
             }
+            let mut invalid = None;
             if let Some(pg) = g.lookup(pindex) {
                 if self.pages.busied(pg.frame) {
                     // Wait for the page, then start over.
                     if !same(&object, &fs.first_object) {
                         drop(g);
-                        self.free_first_m(td, &mut fs)?;
+                        if self.cfg.sites.fault_busy_keeps_placeholder {
+                            // The early-2020 fault (the r357091 pair): the
+                            // placeholder is released, not freed — an
+                            // invalid page stays in the top object.
+                            self.release_first_m(td, &mut fs)?;
+                        } else {
+                            self.free_first_m(td, &mut fs)?;
+                        }
                         g = self.lock_obj(td, &object)?;
                     }
                     fs.map = None;
@@ -145,15 +154,34 @@ impl<P: Platform> Vm<P> {
                     return Ok(Some(Ok(Retry::BusyPage)));
                 }
                 self.pages.xbusy(pg.frame);
-                break pg.frame;
+                if pg.valid {
+                    break pg.frame;
+                }
+                // An invalid page a fault left behind (only with
+                // `fault_busy_keeps_placeholder`): no data; it serves as
+                // this object's page being filled, as if just allocated.
+                invalid = Some(pg.frame);
             }
 
             // Not resident: allocate a page if the pager might have it or this
             // is the top object.
+            if let Some(f) = invalid
+                && !(g.kind != crate::object::ObjKind::Default || same(&object, &fs.first_object))
+            {
+                // vm_fault_next: an invalid page below the top is removed.
+                self.pages.xunbusy(f);
+                self.page_free(td, object.id, &mut g, pindex)?;
+            }
             if g.kind != crate::object::ObjKind::Default || same(&object, &fs.first_object) {
-                let Some(m) = self.page_alloc(td, &object, &mut g, pindex)? else {
-                    self.unlock_and_deallocate(td, &object, g, &mut fs)?;
-                    return Ok(Some(Ok(Retry::NoMemory)));
+                let m = match invalid {
+                    Some(f) => f,
+                    None => match self.page_alloc(td, &object, &mut g, pindex)? {
+                        Some(m) => m,
+                        None => {
+                            self.unlock_and_deallocate(td, &object, g, &mut fs)?;
+                            return Ok(Some(Ok(Retry::NoMemory)));
+                        }
+                    },
                 };
                 if g.kind == crate::object::ObjKind::Swap {
                     // Size read-behind/ahead from the cluster and the entry.
@@ -214,6 +242,29 @@ impl<P: Platform> Vm<P> {
                     break m;
                 }
                 Some(next) => {
+                    if self.cfg.sites.collapse_concurrent
+                        && g.flags & crate::object::COLLAPSING != 0
+                    {
+                        // D22908 site: the chain below is being collapsed:
+                        // step back, wait for the collapse, retry.
+                        self.trace(td, Ev::CollapseWait, object.id, pindex, 0);
+                        let waited = object.clone();
+                        if same(&object, &fs.first_object)
+                            && let Some(fm) = fs.first_m.take()
+                            && g.lookup(fs.first_pindex).is_some_and(|p| p.frame == fm)
+                        {
+                            // Our placeholder in the top object goes too.
+                            self.page_free(td, object.id, &mut g, fs.first_pindex)?;
+                        }
+                        self.unlock_and_deallocate(td, &object, g, &mut fs)?;
+                        self.wait_until(td, crate::vm::Wait::Pip(waited.id), || {
+                            waited
+                                .lock
+                                .try_lock()
+                                .is_some_and(|w| w.flags & crate::object::COLLAPSING == 0)
+                        })?;
+                        return Ok(Some(Ok(Retry::Collapsing)));
+                    }
                     let mut ng = self.lock_obj(td, &next)?;
                     ng.pip += 1;
                     if !same(&object, &fs.first_object) {
@@ -307,6 +358,26 @@ impl<P: Platform> Vm<P> {
             && fg.lookup(fs.first_pindex).is_some_and(|p| p.frame == fm)
         {
             self.page_free(td, fs.first_object.id, &mut fg, fs.first_pindex)?;
+        }
+        fg.pip -= 1;
+        Ok(())
+    }
+
+    /// Releases the top object's placeholder page — unbusied, left invalid
+    /// in the object — and its paging reference (`fault_page_release`).
+    fn release_first_m(&self, td: &Td, fs: &mut Fs<'_>) -> Res<()> {
+        let mut fg = self.lock_obj(td, &fs.first_object)?;
+        if let Some(fm) = fs.first_m.take()
+            && fg.lookup(fs.first_pindex).is_some_and(|p| p.frame == fm)
+        {
+            self.pages.xunbusy(fm);
+            self.trace(
+                td,
+                Ev::PlaceholderLeft,
+                fs.first_object.id,
+                fs.first_pindex,
+                0,
+            );
         }
         fg.pip -= 1;
         Ok(())

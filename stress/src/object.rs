@@ -13,6 +13,7 @@ use core::sync::atomic::Ordering;
 use crate::failure::FailureKind;
 use crate::page::{FrameId, Owner};
 use crate::platform::Platform;
+use crate::sites::Window;
 use crate::stats::Counter;
 use crate::trace::Ev;
 use crate::vm::{Res, Td, Vm, Wait};
@@ -23,6 +24,10 @@ pub const ONEMAPPING: u32 = 1 << 0;
 pub const NOSPLIT: u32 = 1 << 1;
 /// `OBJ_DEAD`: being terminated or collapsed away.
 pub const DEAD: u32 = 1 << 2;
+/// `OBJ_COLLAPSING`: a collapse into this object is in progress (D22908).
+pub const COLLAPSING: u32 = 1 << 3;
+/// `OBJ_SPLIT`: `vm_object_split` is moving this object's pages (D22908).
+pub const SPLIT: u32 = 1 << 4;
 
 /// `object->type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,9 +338,13 @@ impl<P: Platform> Vm<P> {
                     return Ok(());
                 }
                 rg.ref_count += 1;
-                // Wait out paging on both before collapsing.
+                // Wait out paging on both before collapsing (D22908 site:
+                // no more: its collapse runs with faults in flight).
                 let mut og = Some(g);
                 loop {
+                    if self.cfg.sites.collapse_concurrent {
+                        break;
+                    }
                     if rg.pip != 0 {
                         drop(og.take());
                         rg = self.pip_wait(td, &robject, rg)?;
@@ -419,16 +428,24 @@ impl<P: Platform> Vm<P> {
         Ok(())
     }
 
-    /// `vm_object_collapse`: while the backing object is anonymous, idle and
+    /// `vm_object_collapse`: while the backing object is anonymous and
     /// referenced only by this object, pull its pages and swap into this
-    /// object and drop it from the chain. (The shadow-bypass case is not
-    /// modelled: the loop stops there.)
+    /// object and drop it from the chain (a full collapse); when it has other
+    /// references but this object shadows all of it, skip it (the bypass,
+    /// with `collapse_bypass`). Before D22908 a collapse waits until no
+    /// paging is in progress on either object — meanwhile it only frees what
+    /// is shadowed (`vm_object_qcollapse`, with `collapse_quick`); D22908
+    /// runs it with faults in flight (`collapse_concurrent`).
+    ///
+    /// Like FreeBSD's scan, freeing a page some pmap still maps is the
+    /// "freeing mapped page" assertion (a `freed-mapped` failure).
     pub(crate) fn object_collapse(
         &self,
         td: &Td,
         obj: &Arc<VmObject>,
         mut g: ObjGuard,
     ) -> Res<ObjGuard> {
+        let s = self.cfg.sites;
         loop {
             let Some(backing) = g.backing.clone() else {
                 return Ok(g);
@@ -437,13 +454,41 @@ impl<P: Platform> Vm<P> {
             if !bg.anonymous() || bg.dead() || !g.anonymous() || g.dead() {
                 return Ok(g);
             }
-            if g.pip != 0 || bg.pip != 0 || bg.ref_count != 1 {
+            // D22908 site: one collapse at a time (vm_object_backing_collapse_wait).
+            if s.collapse_concurrent && (g.flags | bg.flags) & COLLAPSING != 0 {
                 return Ok(g);
+            }
+            let in_flight = g.pip != 0 || bg.pip != 0;
+            if in_flight && !s.collapse_concurrent {
+                // D22908 site (removed by it): vm_object_qcollapse.
+                if s.collapse_quick && bg.ref_count == 1 {
+                    self.window(td, Window::CollapseMetFault);
+                    self.object_qcollapse(td, obj, &mut g, backing.id, &mut bg)?;
+                }
+                return Ok(g);
+            }
+            if bg.ref_count != 1 {
+                if s.collapse_bypass && self.scan_all_shadowed(&g, &bg) {
+                    g = self.object_bypass(td, obj, g, &backing, bg)?;
+                    continue;
+                }
+                return Ok(g);
+            }
+            if in_flight {
+                // Window coverage: the scan starts while a fault is inside
+                // the parent or the backing object.
+                self.window(td, Window::CollapseMetFault);
             }
             g.pip += 1;
             bg.pip += 1;
+            if s.collapse_dead_at_start {
+                bg.flags |= DEAD;
+            }
+            if s.collapse_concurrent {
+                g.flags |= COLLAPSING;
+            }
             let offset = g.backing_offset;
-            // vm_object_backing_scan(OBSC_COLLAPSE_WAIT).
+            // vm_object_collapse_scan (before D22908: backing_scan(OBSC_COLLAPSE_WAIT)).
             loop {
                 let mut slept = false;
                 let keys: Vec<u64> = bg.pages.keys().copied().collect();
@@ -458,20 +503,65 @@ impl<P: Platform> Vm<P> {
                         break;
                     }
                     let inside = p >= offset && p - offset < g.size;
-                    let shadowed = inside
-                        && (g.pages.contains_key(&(p - offset))
-                            || g.swblk.contains_key(&(p - offset)));
-                    if !inside || shadowed {
-                        self.page_unmap_free(td, backing.id, &mut bg, p)?;
+                    if !inside {
+                        self.collapse_free(td, backing.id, &mut bg, p)?;
+                        continue;
+                    }
+                    let np = p - offset;
+                    // r357091 site: an invalid page (left by a fault that
+                    // retried) is not data: free it.
+                    if s.collapse_checks_valid && !pg.valid {
+                        self.page_free(td, backing.id, &mut bg, p)?;
+                        continue;
+                    }
+                    let mut pp = g.lookup(np);
+                    if let Some(ppg) = pp
+                        && s.collapse_busy_parent_wait
+                        && self.pages.busied(ppg.frame)
+                    {
+                        // r291576 site: the parent's page is busy and maybe
+                        // not valid yet: wait for its owner, then rescan.
+                        drop(bg);
+                        self.page_busy_sleep(td, g, obj.id, np, ppg.frame)?;
+                        g = self.lock_obj(td, obj)?;
+                        bg = self.lock_obj(td, &backing)?;
+                        slept = true;
+                        break;
+                    }
+                    if let Some(ppg) = pp
+                        && s.collapse_checks_valid
+                        && !ppg.valid
+                        && !self.pages.busied(ppg.frame)
+                    {
+                        // r357091 site: an invalid page of the parent does
+                        // not shadow the backing page; p replaces it.
+                        self.page_free(td, obj.id, &mut g, np)?;
+                        pp = None;
+                    }
+                    if pp.is_some() || g.swblk.contains_key(&np) {
+                        // Shadowed: the backing page goes.
+                        self.collapse_free(td, backing.id, &mut bg, p)?;
                     } else if let Some(pg) = bg.pages.remove(&p)
-                        && self.page_insert(obj, &mut g, p - offset, pg).is_err()
+                        && self.page_insert(obj, &mut g, np, pg).is_err()
                     {
                         return Err(self.fail(
                             td,
                             FailureKind::DuplicatePage,
-                            format!("collapse: object {} pindex {} occupied", obj.id, p - offset),
+                            format!("collapse: object {} pindex {} occupied", obj.id, np),
                         ));
                     }
+                }
+                if !slept && s.collapse_concurrent && bg.pip > 1 {
+                    // D22908 site: faults are still inside the backing
+                    // object; let them leave, then scan what they left.
+                    drop(g);
+                    drop(bg);
+                    self.wait_until(td, Wait::Pip(backing.id), || {
+                        backing.lock.try_lock().is_some_and(|b| b.pip <= 1)
+                    })?;
+                    g = self.lock_obj(td, obj)?;
+                    bg = self.lock_obj(td, &backing)?;
+                    slept = true;
                 }
                 if !slept {
                     break;
@@ -502,8 +592,116 @@ impl<P: Platform> Vm<P> {
             drop(bg);
             self.live_objects.fetch_sub(1, Ordering::Relaxed);
             g.pip -= 1;
+            g.flags &= !COLLAPSING;
             self.count(td, Counter::collapses);
             self.trace(td, Ev::Collapse, obj.id, 0, backing.id as u64);
         }
+    }
+
+    /// Frees a backing page for the collapse scan (its swap block is left
+    /// to `swap_pager_copy`): with `collapse_asserts_unmapped` as FreeBSD
+    /// does (a mapped page is the "freeing mapped page" assertion),
+    /// otherwise unmapping it first (the model's older collapse, kept for the
+    /// D15293 scenario).
+    fn collapse_free(&self, td: &Td, obj_id: u32, g: &mut ObjGuard, p: u64) -> Res<()> {
+        if self.cfg.sites.collapse_asserts_unmapped {
+            self.page_free(td, obj_id, g, p)
+        } else {
+            self.page_unmap_free(td, obj_id, g, p)
+        }
+    }
+
+    /// `vm_object_qcollapse` (before D22908): with paging in progress, free
+    /// the backing object's pages that are outside the parent or shadowed by
+    /// it, skipping busy and invalid ones — and, as FreeBSD's guard for the
+    /// race it knew of, indices where the parent's page is not valid yet.
+    fn object_qcollapse(
+        &self,
+        td: &Td,
+        obj: &Arc<VmObject>,
+        g: &mut ObjGuard,
+        backing_id: u32,
+        bg: &mut ObjGuard,
+    ) -> Res<()> {
+        let offset = g.backing_offset;
+        let keys: Vec<u64> = bg.pages.keys().copied().collect();
+        for p in keys {
+            let Some(pg) = bg.lookup(p) else { continue };
+            if self.pages.busied(pg.frame) || !pg.valid {
+                continue;
+            }
+            let inside = p >= offset && p - offset < g.size;
+            if inside {
+                let np = p - offset;
+                let pp = g.lookup(np);
+                if pp.is_some_and(|pp| !pp.valid) {
+                    continue;
+                }
+                if pp.is_none() && !g.swblk.contains_key(&np) {
+                    continue;
+                }
+            }
+            self.trace(td, Ev::QuickCollapse, obj.id, p, backing_id as u64);
+            self.swp_meta_free(bg, p);
+            self.page_free(td, backing_id, bg, p)?;
+        }
+        Ok(())
+    }
+
+    /// `vm_object_scan_all_shadowed`: does this object shadow every page
+    /// and swap block of its backing object in its range? A busy backing
+    /// page says no (a CoW may be under way); an invalid parent page does
+    /// not shadow; an invalid backing page says no with `collapse_checks_valid`
+    /// (r357091 site).
+    fn scan_all_shadowed(&self, g: &ObjGuard, bg: &ObjGuard) -> bool {
+        let offset = g.backing_offset;
+        let range = offset..offset.saturating_add(g.size);
+        for (&p, pg) in bg.pages.range(range.clone()) {
+            if self.pages.busied(pg.frame) || (self.cfg.sites.collapse_checks_valid && !pg.valid) {
+                return false;
+            }
+            if !self.shadows(g, p - offset) {
+                return false;
+            }
+        }
+        bg.swblk
+            .range(range)
+            .all(|(&p, _)| self.shadows(g, p - offset))
+    }
+
+    /// Whether the parent has data of its own at `np`: swap, or a valid page
+    /// that is dirty. (FreeBSD counts any valid page; the model's fault can
+    /// leave a clean copy-on-write copy without a swap block, which its page
+    /// daemon may drop — counting it would lose data the real kernel keeps.)
+    fn shadows(&self, g: &ObjGuard, np: u64) -> bool {
+        g.lookup(np).is_some_and(|pp| pp.valid && pp.dirty) || g.swblk.contains_key(&np)
+    }
+
+    /// The bypass: this object now shadows its backing object's backing
+    /// object (with a reference on it); the skipped object loses this
+    /// object as a shadow and a reference (it keeps at least one).
+    fn object_bypass(
+        &self,
+        td: &Td,
+        obj: &Arc<VmObject>,
+        mut g: ObjGuard,
+        backing: &Arc<VmObject>,
+        mut bg: ObjGuard,
+    ) -> Res<ObjGuard> {
+        let bb = bg.backing.clone();
+        if let Some(bb) = &bb {
+            let mut bbg = self.lock_obj(td, bb)?;
+            bbg.ref_count += 1;
+            bbg.shadows.push(Arc::downgrade(obj));
+            bbg.shadow_count += 1;
+        }
+        bg.shadows
+            .retain(|w| !core::ptr::eq(w.as_ptr(), Arc::as_ptr(obj)));
+        bg.shadow_count = bg.shadow_count.saturating_sub(1);
+        bg.ref_count -= 1;
+        g.backing_offset += bg.backing_offset;
+        g.backing = bb;
+        self.trace(td, Ev::Bypass, obj.id, 0, backing.id as u64);
+        Ok(g)
     }
 }

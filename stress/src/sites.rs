@@ -42,6 +42,69 @@ pub struct Sites {
     /// `vm_fault` skips the map timestamp re-check after the pager (a
     /// deliberately broken variant).
     pub fault_skip_timestamp_recheck: bool,
+
+    // The collapse family (scenario `collapse`). All off: the collapse the
+    // D15293 scenario runs (it waits for paging to drain and then merges).
+    /// The collapse scan frees a page as FreeBSD does: asserting that no
+    /// pmap maps it ("freeing mapped page", a `freed-mapped` failure). Off:
+    /// the model's older collapse, which unmapped the page first and so hid
+    /// that failure (kept for the D15293 scenario, whose figures it made).
+    pub collapse_asserts_unmapped: bool,
+    /// `vm_object_collapse` with paging in progress on either object runs
+    /// `vm_object_qcollapse`: it frees the backing object's shadowed pages
+    /// without waiting for anything (FreeBSD before D22908).
+    pub collapse_quick: bool,
+    /// The collapse scan sleeps on a busy page of the parent at the index
+    /// it is about to decide on (r291576, D4146, 2015).
+    pub collapse_busy_parent_wait: bool,
+    /// The collapse scan marks the backing object `OBJ_DEAD` when it starts
+    /// (faults that reach it retry), not only when it is done.
+    pub collapse_dead_at_start: bool,
+    /// `vm_object_collapse` bypasses a backing object that the parent
+    /// shadows entirely (`vm_object_scan_all_shadowed`).
+    pub collapse_bypass: bool,
+    /// D22908: collapse no longer waits for paging in progress (and no
+    /// qcollapse): it marks the parent `OBJ_COLLAPSING` and runs while faults
+    /// are in flight; a fault that would descend from a collapsing object
+    /// waits for the collapse and retries; the backing object dies only
+    /// after its paging drained.
+    pub collapse_concurrent: bool,
+    /// D22908: `vm_object_split` waits for a collapse of the object in
+    /// progress, then marks it `OBJ_SPLIT` while it moves pages.
+    pub split_waits_collapse: bool,
+    /// D22908: `swap_pager_getpages` on an `OBJ_SPLIT` or `OBJ_DEAD` object
+    /// reads no page behind and none ahead of the request.
+    pub getpages_no_cluster_split_dead: bool,
+    /// The fault of early 2020: meeting a busy page deeper in the chain, it
+    /// releases (unbusies) its invalid placeholder page in the top object
+    /// instead of freeing it, and sleeps (an invalid page stays behind).
+    pub fault_busy_keeps_placeholder: bool,
+    /// r357091 (D23331): collapse treats invalid pages as absent — the scan
+    /// frees an invalid page of either object instead of letting it shadow,
+    /// and the all-shadowed test refuses a backing object with one.
+    pub collapse_checks_valid: bool,
+}
+
+impl Sites {
+    /// Every site off (`Sites::default()`, usable in constants).
+    pub const NONE: Sites = Sites {
+        split_pip_wait: false,
+        split_skip: SplitSkip::Off,
+        split_restart_at_busy: false,
+        getpages_clip_early: false,
+        getpages_alloc_before_pbuf: false,
+        fault_skip_timestamp_recheck: false,
+        collapse_asserts_unmapped: false,
+        collapse_quick: false,
+        collapse_busy_parent_wait: false,
+        collapse_dead_at_start: false,
+        collapse_bypass: false,
+        collapse_concurrent: false,
+        split_waits_collapse: false,
+        getpages_no_cluster_split_dead: false,
+        fault_busy_keeps_placeholder: false,
+        collapse_checks_valid: false,
+    };
 }
 
 /// The model events a scenario may count as "its race window opened"

@@ -12,12 +12,12 @@ use alloc::sync::Arc;
 
 use crate::failure::FailureKind;
 use crate::map::Entry;
-use crate::object::{ONEMAPPING, ObjKind, VmObject};
+use crate::object::{COLLAPSING, ONEMAPPING, ObjKind, SPLIT, VmObject};
 use crate::platform::{Platform, Site};
 use crate::sites::{SplitSkip, Window};
 use crate::stats::Counter;
 use crate::trace::Ev;
-use crate::vm::{Res, Td, Vm};
+use crate::vm::{Res, Td, Vm, Wait};
 
 impl<P: Platform> Vm<P> {
     /// Splits `entry`'s object if it is anonymous and has more than one
@@ -30,6 +30,20 @@ impl<P: Platform> Vm<P> {
         let mut og = self.lock_obj(td, &orig)?;
         if !og.anonymous() || og.ref_count <= 1 {
             return Ok(());
+        }
+        // D22908 site: wait for a collapse into the object to settle
+        // (vm_object_collapse_wait); OBJ_SPLIT is set below, with the locks.
+        while self.cfg.sites.split_waits_collapse && og.flags & COLLAPSING != 0 {
+            drop(og);
+            self.wait_until(td, Wait::Pip(orig.id), || {
+                orig.lock
+                    .try_lock()
+                    .is_some_and(|g| g.flags & COLLAPSING == 0)
+            })?;
+            og = self.lock_obj(td, &orig)?;
+            if !og.anonymous() || og.ref_count <= 1 {
+                return Ok(());
+            }
         }
 
         // D15293 site (split-pipwait, alc's thought): wait for
@@ -55,6 +69,13 @@ impl<P: Platform> Vm<P> {
         let new = self.object_allocate(ObjKind::Default, size);
         let mut ng = self.lock_obj(td, &new)?;
         let mut og = self.lock_obj(td, &orig)?;
+        if self.cfg.sites.split_waits_collapse && og.flags & COLLAPSING != 0 {
+            // D22908 site: a collapse began while the lock was dropped:
+            // leave the object unsplit this time.
+            drop(og);
+            drop(ng);
+            return self.object_deallocate(td, new);
+        }
         self.trace(td, Ev::SplitStart, orig.id, offidxstart, size);
         if let Some(source) = og.backing.clone() {
             let mut sg = self.lock_obj(td, &source)?;
@@ -73,6 +94,9 @@ impl<P: Platform> Vm<P> {
             ng.backing = Some(source.clone());
         }
         og.split_moved = Some(BTreeSet::new());
+        if self.cfg.sites.split_waits_collapse {
+            og.flags |= SPLIT;
+        }
         self.count(td, Counter::splits);
 
         let mut restart_at = offidxstart;
@@ -188,6 +212,7 @@ impl<P: Platform> Vm<P> {
             self.count_n(td, Counter::leaked, leftover);
         }
         og.split_moved = None;
+        og.flags &= !SPLIT;
         self.trace(td, Ev::SplitDone, new.id, offidxstart, moved);
         drop(og);
         drop(ng);

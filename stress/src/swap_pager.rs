@@ -155,6 +155,15 @@ impl<P: Platform> Vm<P> {
         req: PageIn<'_>,
     ) -> Res<(ObjGuard, PagerResult)> {
         self.count(td, Counter::getpages);
+        // D22908 site: clustering must not re-create pages that are being
+        // moved into another object: no read-behind, and read-ahead limited
+        // to the request, on an object being split or collapsed away.
+        if self.cfg.sites.getpages_no_cluster_split_dead
+            && g.flags & (crate::object::SPLIT | crate::object::DEAD) != 0
+        {
+            *req.rbehind = 0;
+            *req.rahead = 0;
+        }
         self.trace(td, Ev::GetpagesEnter, obj.id, req.pindex, *req.rbehind);
         // Window-coverage bookkeeping around the real work.
         let wish_behind = *req.rbehind > 0;

@@ -72,6 +72,16 @@ pub enum Ev {
     Oracle,
     /// A delay was injected: arg = site number.
     Delay,
+    /// qcollapse freed a shadowed backing page: obj = parent, pindex =
+    /// backing index, arg = backing object id.
+    QuickCollapse,
+    /// Object bypassed its backing object: obj = parent, arg = skipped object.
+    Bypass,
+    /// A fault left its invalid placeholder page in the top object:
+    /// obj = object, pindex = index.
+    PlaceholderLeft,
+    /// A fault waits for a collapse of obj to finish before it retries.
+    CollapseWait,
 }
 
 /// One trace event.
@@ -140,6 +150,14 @@ impl fmt::Display for What<'_> {
                     .map_or("?", |k| k.name())
             ),
             Ev::Delay => write!(f, "delay at site {a}"),
+            Ev::QuickCollapse => {
+                write!(f, "qcollapse obj {o}: frees obj {a} pindex {p}")
+            }
+            Ev::Bypass => write!(f, "collapse: obj {o} bypasses obj {a}"),
+            Ev::PlaceholderLeft => {
+                write!(f, "fault leaves invalid page obj {o} pindex {p}")
+            }
+            Ev::CollapseWait => write!(f, "fault waits for the collapse into obj {o}"),
         }
     }
 }

@@ -235,8 +235,9 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
             }
             let _ = writeln!(
                 s,
-                "  the race window opened {} times (a split met a busy page while a read-behind swap-in was in flight)",
-                r.window_hits()
+                "  the race window opened {} times ({})",
+                r.window_hits(),
+                r.variant.scenario().window_doc
             );
         }
         Outcome::Hang => {

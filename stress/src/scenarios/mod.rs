@@ -10,6 +10,7 @@
 //! To add a scenario: a module beside `d15293`, one line in [`ALL`] and one
 //! arm in [`race`].
 
+pub mod collapse;
 pub mod d15293;
 
 use alloc::boxed::Box;
@@ -26,10 +27,12 @@ use crate::vm::{Res, Td, Vm, VmConfig};
 
 /// Every scenario, in the order `cargo xtask scenarios` lists them. The
 /// first one is the default of every command.
-pub static ALL: [&Scenario; 1] = [&d15293::SCENARIO];
+pub static ALL: [&Scenario; 2] = [&d15293::SCENARIO, &collapse::SCENARIO];
 
 /// The handle of each entry of [`ALL`] (same order).
 pub const D15293: ScenarioId = ScenarioId(0);
+/// See [`ALL`].
+pub const COLLAPSE: ScenarioId = ScenarioId(1);
 
 /// Workload knobs of a stress request that every scenario reads in its own
 /// way; none changes a variant's sites.
@@ -56,6 +59,7 @@ impl Knobs {
 pub fn race<P: Platform>(id: ScenarioId, seed: u64, knobs: Knobs) -> Box<dyn Race<P>> {
     match id {
         D15293 => Box::new(d15293::Race::new(seed, knobs)),
+        COLLAPSE => Box::new(collapse::Race::new(seed, knobs)),
         _ => unreachable!("ScenarioId is only made for entries of ALL"),
     }
 }
@@ -269,6 +273,7 @@ mod tests {
     #[test]
     fn every_scenario_is_consistent() {
         assert_eq!(D15293.name(), "d15293");
+        assert_eq!(COLLAPSE.name(), "collapse");
         for s in ScenarioId::all() {
             assert_eq!(s.name().parse::<ScenarioId>(), Ok(s));
             assert_eq!(s.default_variant().name(), s.get().default_variant);

@@ -1,0 +1,207 @@
+//! Scenario `collapse`: `vm_object_collapse` racing faults that walk the
+//! same shadow chain (FreeBSD review D22908, 2020, and its neighbour
+//! r357091).
+//!
+//! Forks build shadow chains; when a child exits, a backing object is left
+//! with one shadow and is collapsed into it (full collapse) or skipped
+//! (bypass), while the parent's faults walk the chain, swap in and copy on
+//! write. Before D22908 a collapse with paging in progress ran
+//! `vm_object_qcollapse`, which frees shadowed backing pages without
+//! waiting for anything: a copy-on-write fault that has made the parent's
+//! page valid but not yet replaced its old translation still maps the
+//! backing page it copied — and qcollapse frees it ("freeing mapped page").
+//! D22908 removed qcollapse and lets the real scan run with faults in flight
+//! (`OBJ_COLLAPSING`); the scan waits for the parent's busy page. r357091
+//! fixed the collapse against a fault that, retrying, left an invalid page
+//! behind in the top object: before it, that page "shadowed" the backing
+//! object's data, which collapse then freed (a lost page). The interleavings
+//! and measurements are in `docs/scenarios/collapse.md`.
+
+pub mod workload;
+
+use alloc::vec::Vec;
+
+use super::{COLLAPSE, Expect, Guard, Scenario};
+use crate::failure::FailureKind;
+use crate::platform::Platform;
+use crate::sites::{Sites, Window};
+use crate::variant::{Variant, VariantDef};
+use crate::vm::{Res, Td, Vm, VmConfig};
+use workload::Tree;
+
+/// FreeBSD before D22908 (late 2019).
+pub const PRE_D22908: Variant = Variant::new(COLLAPSE, 0);
+/// The committed D22908.
+pub const D22908: Variant = Variant::new(COLLAPSE, 1);
+/// D22908 without its getpages change.
+pub const D22908_NO_CLIP: Variant = Variant::new(COLLAPSE, 2);
+/// D22908 with the early-2020 fault that leaves an invalid page behind.
+pub const R357091_BEFORE: Variant = Variant::new(COLLAPSE, 3);
+/// The same with r357091's fix.
+pub const R357091: Variant = Variant::new(COLLAPSE, 4);
+
+/// FreeBSD of late 2019: r335171 (D15293's fix), r291576 (collapse waits
+/// on a busy parent page), the real scan (OBJ_DEAD at its start, the
+/// bypass, the "freeing mapped page" assertion) and qcollapse.
+const PRE: Sites = Sites {
+    getpages_alloc_before_pbuf: true,
+    collapse_asserts_unmapped: true,
+    collapse_quick: true,
+    collapse_busy_parent_wait: true,
+    collapse_dead_at_start: true,
+    collapse_bypass: true,
+    ..Sites::NONE
+};
+
+/// D22908 on top of [`PRE`].
+const D22908_SITES: Sites = Sites {
+    collapse_quick: false,
+    collapse_concurrent: true,
+    split_waits_collapse: true,
+    getpages_no_cluster_split_dead: true,
+    ..PRE
+};
+
+/// The scenario.
+pub static SCENARIO: Scenario = Scenario {
+    name: "collapse",
+    title: "vm_object_collapse racing faults that walk the same shadow chain",
+    references: &[
+        "review D22908, commit 98087a066f71 (2020, jeff, reviewed by kib and markj)",
+        "r357091, D23331 (2020, kib): collapse vs a retrying fault",
+        "r291576, D4146 (2015): collapse waits on a busy parent page",
+        "stress2 misc/collapse.sh",
+    ],
+    variants: &[
+        VariantDef {
+            name: "pre-d22908",
+            summary: "FreeBSD before D22908: collapse with paging in progress runs qcollapse",
+            sites: PRE,
+            touches: &[],
+            reference: "FreeBSD head, late 2019 (with r335171 and r291576)",
+        },
+        VariantDef {
+            name: "d22908",
+            summary: "the committed D22908: OBJ_COLLAPSING, no qcollapse, split waits, no clustering under OBJ_SPLIT|OBJ_DEAD",
+            sites: D22908_SITES,
+            touches: &[
+                "vm_object_collapse: no qcollapse; runs with faults in flight under OBJ_COLLAPSING",
+                "vm_object_deallocate: no paging wait before collapsing",
+                "vm_fault: waits for a collapse before descending the chain",
+                "vm_object_split: waits for a collapse, sets OBJ_SPLIT",
+                "swap_pager_getpages: no read-behind/ahead under OBJ_SPLIT|OBJ_DEAD",
+            ],
+            reference: "D22908 / 98087a066f71",
+        },
+        VariantDef {
+            name: "d22908-no-clip",
+            summary: "D22908 without its swap_pager_getpages change (clustering under OBJ_SPLIT|OBJ_DEAD)",
+            sites: Sites {
+                getpages_no_cluster_split_dead: false,
+                ..D22908_SITES
+            },
+            touches: &["swap_pager_getpages: read-behind/ahead also under OBJ_SPLIT|OBJ_DEAD"],
+            reference: "D22908 minus its swap_pager.c hunk",
+        },
+        VariantDef {
+            name: "r357091-before",
+            summary: "D22908 with the early-2020 fault that leaves its invalid page behind when it retries",
+            sites: Sites {
+                fault_busy_keeps_placeholder: true,
+                ..D22908_SITES
+            },
+            touches: &[
+                "vm_fault: on a busy page below, releases (not frees) its invalid top-object page",
+            ],
+            reference: "r357091's commit message (D23331): the race it fixed",
+        },
+        VariantDef {
+            name: "r357091",
+            summary: "r357091: collapse treats invalid pages as absent (and refuses to bypass them)",
+            sites: Sites {
+                fault_busy_keeps_placeholder: true,
+                collapse_checks_valid: true,
+                ..D22908_SITES
+            },
+            touches: &[
+                "vm_object_collapse_scan: frees invalid pages of either object",
+                "vm_object_scan_all_shadowed: refuses a backing object with an invalid page",
+            ],
+            reference: "r357091 / D23331",
+        },
+    ],
+    default_variant: "pre-d22908",
+    bench_variant: "d22908",
+    window: Window::CollapseMetFault,
+    window_doc: "vm_object_collapse began on a backing object (or qcollapse ran) while a fault \
+                 was inside the parent or the backing object (paging in progress)",
+    oracles: &[
+        FailureKind::FreedMapped,
+        FailureKind::StaleData,
+        FailureKind::DuplicatePage,
+        FailureKind::Repopulated,
+        FailureKind::Conservation,
+        FailureKind::Hang,
+    ],
+    // Only the clean guard: no variant of this scenario is caught by the
+    // model yet (see docs/scenarios/collapse.md), and a guard that expects a
+    // failure the model does not produce would be a false test.
+    guards: &[Guard {
+        variant: "d22908",
+        expect: Expect::CleanWithWindow,
+    }],
+};
+
+/// The workload of this scenario for one run.
+pub struct Race {
+    t: Tree,
+    state: Option<workload::State>,
+}
+
+impl Race {
+    /// The workload for `seed`. It has no steering yet: `knobs.steer` is
+    /// accepted and changes nothing (the fork tree runs at random).
+    pub fn new(seed: u64, _knobs: super::Knobs) -> Self {
+        Race {
+            t: Tree::for_seed(seed),
+            state: None,
+        }
+    }
+}
+
+impl<P: Platform> super::Race<P> for Race {
+    fn config(&self, variant: Variant, ncpus: usize) -> VmConfig {
+        self.t.vm_config(variant, ncpus)
+    }
+
+    fn roles(&self, ncpus: usize) -> Vec<super::Role> {
+        workload::roles(ncpus)
+            .into_iter()
+            .map(|r| super::Role {
+                name: r.name(),
+                leads: r.leads(),
+            })
+            .collect()
+    }
+
+    fn setup(&mut self, vm: &Vm<P>, td: &mut Td) -> Res<()> {
+        self.state = Some(self.t.setup(vm, td)?);
+        Ok(())
+    }
+
+    fn run_cpu(
+        &self,
+        vm: &Vm<P>,
+        td: &mut Td,
+        cpu: usize,
+        ncpus: usize,
+        budget: Option<u64>,
+        after: &mut dyn FnMut(&Vm<P>),
+    ) -> Res<()> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        let role = workload::roles(ncpus)[cpu];
+        self.t.run_role(vm, td, state, role, budget, after)
+    }
+}

@@ -1,0 +1,176 @@
+//! The collapse scenario's workload, after stress2's `misc/collapse.sh`: a
+//! fork tree (up to `depth` generations, `width` children alive at once)
+//! over a parent whose threads fault (read and write) across swapped and
+//! resident pages, while a page daemon keeps memory tight. Children touch
+//! pages and exit in any order, so backing objects keep collapsing into
+//! their last shadow — and forks collapse the parent's objects — while the
+//! parent's faults walk the same chains. All of it drawn from one seed.
+//!
+//! Roles, fault and page-daemon iterations are those of the D15293
+//! workload (`d15293::workload`); the fork loop is this tree. Inheritance
+//! is copy-on-write only: the model has no shared (`INHERIT_SHARE`) entries.
+
+use alloc::vec::Vec;
+
+use crate::platform::{Platform, Site};
+use crate::scenarios::d15293::workload::{Parents, Workload};
+use crate::variant::Variant;
+use crate::vm::{Delay, Res, Td, Vm, VmConfig};
+
+pub use crate::scenarios::d15293::workload::{Role, roles};
+
+/// The workload's parameters.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    /// Parent layout, fault mix, memory cap (the D15293 workload's).
+    pub w: Workload,
+    /// Children alive at once, at most.
+    pub width: usize,
+    /// Generations below the parent, at most.
+    pub depth: u32,
+    /// Chance per tree step to fork (else a child exits), per 65536.
+    pub fork_per_64k: u32,
+    /// Chance that a fork is of the parent rather than of a child.
+    pub fork_parent_per_64k: u32,
+}
+
+/// What the tree keeps between steps.
+pub struct State {
+    parents: Parents,
+    /// Live children: (image, generation).
+    kids: spin::Mutex<Vec<(u32, u32)>>,
+}
+
+impl Tree {
+    /// The workload for `seed`.
+    pub fn for_seed(seed: u64) -> Self {
+        let mut w = Workload::for_seed(seed);
+        let mut td = Td::new(usize::MAX / 5, seed);
+        // The parent lives for the whole run: its chains are what collapse.
+        w.renew_per_64k = 0;
+        w.child_loads = 2 + td.below(3) as u32;
+        w.child_stores = 1 + td.below(3) as u32;
+        Tree {
+            w,
+            width: 3,
+            depth: 6,
+            fork_per_64k: 36_000 + td.below(8_000) as u32,
+            fork_parent_per_64k: 32_768,
+        }
+    }
+
+    /// The machine: the D15293 workload's, with image slots for the tree and
+    /// delays that widen the fault's windows around the collapse.
+    pub fn vm_config(&self, variant: Variant, ncpus: usize) -> VmConfig {
+        let mut c = self.w.vm_config(variant, ncpus);
+        c.image_slots = self.w.parents + self.width + 2;
+        // After the pager (and after a copy-on-write), the fault relocks
+        // the map: the window in which a collapse may meet its pages.
+        for d in c.delays.iter_mut() {
+            if d.site == Site::FaultRelock {
+                *d = Delay {
+                    site: Site::FaultRelock,
+                    per_64k: 24_000,
+                    max_ns: 40_000,
+                };
+            }
+        }
+        c
+    }
+
+    /// The parent image(s).
+    pub fn setup<P: Platform>(&self, vm: &Vm<P>, td: &mut Td) -> Res<State> {
+        Ok(State {
+            parents: vm.setup(td, &self.w)?,
+            kids: spin::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `role` until the run finishes or the budget is spent.
+    pub fn run_role<P: Platform>(
+        &self,
+        vm: &Vm<P>,
+        td: &mut Td,
+        st: &State,
+        role: Role,
+        budget: Option<u64>,
+        after: &mut dyn FnMut(&Vm<P>),
+    ) -> Res<()> {
+        td.delays = !role.leads();
+        let mut i = 0u64;
+        while budget.is_none_or(|b| i < b) && !vm.finishing() {
+            vm.check()?;
+            match role {
+                Role::Fault => vm.fault_op(td, &self.w, &st.parents)?,
+                Role::Fork => self.tree_op(vm, td, st)?,
+                Role::Pageout => vm.pageout_op(td, &self.w)?,
+                Role::ForkPageout => {
+                    if i.is_multiple_of(2) {
+                        self.tree_op(vm, td, st)?
+                    } else {
+                        vm.pageout_op(td, &self.w)?
+                    }
+                }
+                Role::All => match i % 6 {
+                    0 => self.tree_op(vm, td, st)?,
+                    1 => vm.pageout_op(td, &self.w)?,
+                    _ => vm.fault_op(td, &self.w, &st.parents)?,
+                },
+            }
+            vm.beat(td);
+            after(vm);
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// One step of the tree: fork (the parent or a child) and let the new
+    /// child touch pages, or let a child exit.
+    fn tree_op<P: Platform>(&self, vm: &Vm<P>, td: &mut Td, st: &State) -> Res<()> {
+        let mut kids = core::mem::take(&mut *st.kids.lock());
+        let r = self.tree_step(vm, td, st, &mut kids);
+        *st.kids.lock() = kids;
+        r
+    }
+
+    fn tree_step<P: Platform>(
+        &self,
+        vm: &Vm<P>,
+        td: &mut Td,
+        st: &State,
+        kids: &mut Vec<(u32, u32)>,
+    ) -> Res<()> {
+        let fork = kids.is_empty() || (kids.len() < self.width && td.chance(self.fork_per_64k));
+        if !fork {
+            let (k, _) = kids.swap_remove(td.below(kids.len() as u64) as usize);
+            return vm.vmspace_exit(td, k);
+        }
+        let grown: Vec<(u32, u32)> = kids
+            .iter()
+            .copied()
+            .filter(|&(_, g)| g < self.depth)
+            .collect();
+        let (src, generation) = if grown.is_empty() || td.chance(self.fork_parent_per_64k) {
+            (st.parents.ids()[0], 0)
+        } else {
+            grown[td.below(grown.len() as u64) as usize]
+        };
+        let Some(child) = vm.vmspace_fork(td, src)? else {
+            return Ok(());
+        };
+        for _ in 0..self.w.child_loads {
+            let vpn = self.w.random_vpn(td);
+            vm.load(td, child, vpn)?;
+        }
+        for _ in 0..self.w.child_stores {
+            let vpn = self.w.random_vpn(td);
+            vm.store(td, child, vpn)?;
+        }
+        kids.push((child, generation + 1));
+        if self.w.fork_gap_ns > 0 {
+            let ns = td.below(self.w.fork_gap_ns);
+            vm.p.delay(ns);
+        }
+        Ok(())
+    }
+}
