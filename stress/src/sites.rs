@@ -42,6 +42,18 @@ pub struct Sites {
     /// `vm_fault` skips the map timestamp re-check after the pager (a
     /// deliberately broken variant).
     pub fault_skip_timestamp_recheck: bool,
+    /// `swap_pager_swapoff_object` looks the object's swap metadata up
+    /// again after every relock, instead of going on with the blocks it
+    /// looked up before (r358024 site).
+    pub swapoff_revalidate: bool,
+    /// `swap_pager_swapoff_object` pages in through `swap_pager_getpages`
+    /// with read-ahead (the pager looks the blocks up under the lock, pages
+    /// busy), instead of grabbing a run of pages and reading the blocks it
+    /// found before (r358024 site).
+    pub swapoff_getpages: bool,
+    /// `swap_pager_swapoff_object` dirties the pages it read in (and frees
+    /// their blocks) at once, instead of on its next pass (D45668 site).
+    pub swapoff_dirty_after_read: bool,
 }
 
 /// The model events a scenario may count as "its race window opened"
@@ -58,4 +70,8 @@ pub enum Window {
     /// `vm_object_collapse` scanned a backing object while a fault was
     /// inside it (walking the chain or in getpages on it).
     CollapseMetFault,
+    /// `swap_pager_swapoff_object` had the object unlocked (sleeping on a
+    /// busy page, waiting for memory, or in the pager) while another thread
+    /// changed that object's swap metadata (r358024).
+    SwapoffMetaChanged,
 }

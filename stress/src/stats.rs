@@ -100,6 +100,12 @@ counters! {
     wasted,
     /// Delays injected at named sites.
     delays,
+    /// Swap devices emptied by swapoff (and added back).
+    swapoffs,
+    /// Blocks the removed devices held when swapoff started.
+    swapoff_blocks,
+    /// Pages swapoff read in from swap (counting re-reads).
+    swapoff_pageins,
 }
 
 /// Live counters, one block per CPU.

@@ -217,9 +217,7 @@ impl Bitmap {
         }
     }
     fn dev_of(&self, blk: u64) -> Option<usize> {
-        self.devs
-            .iter()
-            .position(|d| d.first <= blk && blk < d.end)
+        self.devs.iter().position(|d| d.first <= blk && blk < d.end)
     }
 
     /// Next fit of `n` blocks within device `dev`.

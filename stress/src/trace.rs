@@ -70,6 +70,16 @@ pub enum Ev {
     Oracle,
     /// A delay was injected: arg = site number.
     Delay,
+    /// swapoff starts emptying a device: arg = device.
+    SwapoffStart,
+    /// swapoff dropped obj's lock at pindex (busy page, memory, pager).
+    SwapoffUnlock,
+    /// swapoff reads pindex from the block it holds: arg = swap block.
+    SwapoffRead,
+    /// swapoff dirtied pindex and freed its block.
+    SwapoffDirty,
+    /// swapoff emptied a device: arg = device.
+    SwapoffDone,
 }
 
 /// One trace event.
@@ -122,6 +132,11 @@ impl fmt::Display for TraceEvent {
                     .map_or("?", |k| k.name())
             ),
             Ev::Delay => write!(f, "delay at site {a}"),
+            Ev::SwapoffStart => write!(f, "swapoff of device {a} starts"),
+            Ev::SwapoffUnlock => write!(f, "swapoff drops obj {o} lock at pindex {p}"),
+            Ev::SwapoffRead => write!(f, "swapoff reads obj {o} pindex {p} from swap block {a}"),
+            Ev::SwapoffDirty => write!(f, "swapoff dirties obj {o} pindex {p}, frees its block"),
+            Ev::SwapoffDone => write!(f, "swapoff of device {a} done"),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! arm in [`race`].
 
 pub mod d15293;
+pub mod swapoff;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -26,15 +27,17 @@ use crate::vm::{Res, Td, Vm, VmConfig};
 
 /// Every scenario, in the order `cargo xtask scenarios` lists them. The
 /// first one is the default of every command.
-pub static ALL: [&Scenario; 1] = [&d15293::SCENARIO];
+pub static ALL: [&Scenario; 2] = [&d15293::SCENARIO, &swapoff::SCENARIO];
 
 /// The handle of each entry of [`ALL`] (same order).
 pub const D15293: ScenarioId = ScenarioId(0);
+pub const SWAPOFF: ScenarioId = ScenarioId(1);
 
 /// The scenario's workload for `seed`, on any platform.
 pub fn race<P: Platform>(id: ScenarioId, seed: u64) -> Box<dyn Race<P>> {
     match id {
         D15293 => Box::new(d15293::Race::new(seed)),
+        SWAPOFF => Box::new(swapoff::Race::new(seed)),
         _ => unreachable!("ScenarioId is only made for entries of ALL"),
     }
 }

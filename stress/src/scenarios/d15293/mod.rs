@@ -45,6 +45,9 @@ const OFF: Sites = Sites {
     getpages_clip_early: false,
     getpages_alloc_before_pbuf: false,
     fault_skip_timestamp_recheck: false,
+    swapoff_revalidate: false,
+    swapoff_getpages: false,
+    swapoff_dirty_after_read: false,
 };
 
 /// The scenario.
