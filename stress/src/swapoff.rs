@@ -44,8 +44,9 @@ use crate::vm::{Res, Td, Vm};
 /// locate swap blocks").
 pub const MAX_PASSES: u32 = 100;
 
-/// The pause between two passes (FreeBSD: `hz / 20`).
-pub const PASS_PAUSE_NS: u64 = 10_000_000;
+/// The pause between two passes (FreeBSD: `hz / 20`; the model's machine
+/// is far smaller, and its passes far shorter).
+pub const PASS_PAUSE_NS: u64 = 1_000_000;
 
 /// Longest run the pre-r358024 code grabs and reads at once (in pages).
 pub const MAX_RUN: u64 = SWB_NPAGES;
@@ -381,25 +382,26 @@ impl<P: Platform> Vm<P> {
             }
         }
         self.trace(td, Ev::SwapoffRead, obj.id, first, blk);
-        let mut ok = false;
-        g = self.swapoff_unlocked(td, obj, g, first, |vm, td, g| {
-            drop(g);
-            vm.site(td, Site::SwapoffIo)?;
-            let mut pbuf = vm.getpbuf(td)?;
-            let bytes = frames.len() * PAGE_SIZE;
-            ok = vm.p.swap_read(blk, &mut pbuf.data[..bytes]).is_ok();
-            if ok {
-                for (i, (f, _)) in frames.iter().enumerate() {
-                    vm.pages
-                        .frame(*f)
-                        .data
-                        .lock()
-                        .copy_from_slice(&pbuf.data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
-                }
+        // The pages are busy: nobody changes their metadata while the
+        // lock is dropped for the read (the window may still open on others).
+        let before = g.swblk.clone();
+        drop(g);
+        self.site(td, Site::SwapoffIo)?;
+        let mut pbuf = self.getpbuf(td)?;
+        let bytes = frames.len() * PAGE_SIZE;
+        let ok = self.p.swap_read(blk, &mut pbuf.data[..bytes]).is_ok();
+        if ok {
+            for (i, (f, _)) in frames.iter().enumerate() {
+                self.pages
+                    .frame(*f)
+                    .data
+                    .lock()
+                    .copy_from_slice(&pbuf.data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
             }
-            vm.pbufs.put(pbuf);
-            Ok(())
-        })?;
+        }
+        self.pbufs.put(pbuf);
+        let mut g = self.lock_obj(td, obj)?;
+        self.swapoff_relocked(td, &before, &g);
         if !ok {
             return Err(self.fail(
                 td,

@@ -27,12 +27,12 @@ fn pre_r358024_reads_a_freed_block() {
 #[test]
 fn r358024_stays_clean_with_the_window_open() {
     for v in [swapoff::R358024, swapoff::D45668] {
-        let r = run_stress(v, 1, 4, Some(300), Duration::from_secs(20));
+        let r = run_stress(v, 1, 4, Some(6000), Duration::from_secs(20));
         assert_eq!(r.failure, None, "{v}: {}", r.failure.as_ref().unwrap());
         assert!(r.hang.is_none(), "{v}: {:?}", r.hang.map(|h| h.summary()));
         let s = r.stats;
         assert!(s.window_hits > 0 && s.swapoffs > 2, "{v}: {s:?}");
-        assert!(s.swapoff_pageins > 0 && s.forks > 200, "{v}: {s:?}");
+        assert!(s.swapoff_pageins > 0 && s.forks > 0, "{v}: {s:?}");
         let (_, after) = r.census.expect("census");
         assert_eq!((after.swap_used, after.objects), (0, 0), "{v}");
     }

@@ -96,7 +96,7 @@ impl SwapoffWorkload {
         let mut base = Workload::for_seed(seed);
         // Writers on every fault CPU: write faults free swap copies, which
         // is what changes the metadata swapoff looked up.
-        let writes = 6_000 + td.below(6_000) as u32;
+        let writes = 16_000 + td.below(8_000) as u32;
         base.store_per_64k = [writes, writes];
         SwapoffWorkload {
             base,
@@ -126,8 +126,8 @@ impl SwapoffWorkload {
         let mut c = self.base.vm_config(variant, ncpus);
         c.delays.push(Delay {
             site: Site::SwapoffUnlocked,
-            per_64k: 32_768,
-            max_ns: 500_000,
+            per_64k: 65_536,
+            max_ns: 4_000_000,
         });
         c
     }
@@ -156,16 +156,18 @@ impl SwapoffWorkload {
         Ok(())
     }
 
-    /// One fork-loop iteration (D15293's), never during a swapoff cycle.
+    /// One fork-loop iteration (D15293's), never during a swapoff cycle:
+    /// while one runs (or waits to), the fork loop faults instead.
     pub fn fork_op<P: Platform>(&self, vm: &Vm<P>, td: &mut Td, parents: &Parents) -> Res<()> {
-        let _g = vm.wait_for(td, Wait::Internal, || {
-            if self.swapoff_waits.load(Ordering::Acquire) {
-                None
-            } else {
-                self.gate.try_lock()
-            }
-        })?;
-        vm.fork_op(td, &self.base, parents)
+        let gate = if self.swapoff_waits.load(Ordering::Acquire) {
+            None
+        } else {
+            self.gate.try_lock()
+        };
+        match gate {
+            Some(_g) => vm.fork_op(td, &self.base, parents),
+            None => vm.fault_op(td, &self.base, parents),
+        }
     }
 
     /// Runs `role` until the run stops or the budget is spent, calling
