@@ -56,6 +56,23 @@ pub struct Sites {
     pub swapoff_dirty_after_read: bool,
 }
 
+impl Sites {
+    /// Every flag off: the unpatched code. Scenarios write their settings
+    /// as `Sites { flag: true, ..Sites::OFF }`, so a new flag touches only
+    /// this file.
+    pub const OFF: Sites = Sites {
+        split_pip_wait: false,
+        split_skip: SplitSkip::Off,
+        split_restart_at_busy: false,
+        getpages_clip_early: false,
+        getpages_alloc_before_pbuf: false,
+        fault_skip_timestamp_recheck: false,
+        swapoff_revalidate: false,
+        swapoff_getpages: false,
+        swapoff_dirty_after_read: false,
+    };
+}
+
 /// The model events a scenario may count as "its race window opened"
 /// (`Stats::window_hits`). The model reports every event; the scenario's
 /// choice ([`crate::vm::VmConfig::window`]) decides which one counts.

@@ -38,17 +38,7 @@ pub const SPLIT_PIPWAIT: Variant = Variant::new(D15293, 6);
 /// vm_fault without the map timestamp re-check.
 pub const NO_TIMESTAMP_RECHECK: Variant = Variant::new(D15293, 7);
 
-const OFF: Sites = Sites {
-    split_pip_wait: false,
-    split_skip: SplitSkip::Off,
-    split_restart_at_busy: false,
-    getpages_clip_early: false,
-    getpages_alloc_before_pbuf: false,
-    fault_skip_timestamp_recheck: false,
-    swapoff_revalidate: false,
-    swapoff_getpages: false,
-    swapoff_dirty_after_read: false,
-};
+const OFF: Sites = Sites::OFF;
 
 /// The scenario.
 pub static SCENARIO: Scenario = Scenario {

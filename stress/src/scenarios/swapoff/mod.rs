@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use super::{Expect, Guard, SWAPOFF, Scenario};
 use crate::failure::FailureKind;
 use crate::platform::Platform;
-use crate::sites::{Sites, SplitSkip, Window};
+use crate::sites::{Sites, Window};
 use crate::variant::{Variant, VariantDef};
 use crate::vm::{Res, Td, Vm, VmConfig};
 use workload::{Roles, SwapoffWorkload};
@@ -36,15 +36,8 @@ pub const D45668: Variant = Variant::new(SWAPOFF, 3);
 /// The code every variant shares: FreeBSD after r335171 (the D15293 fix is
 /// in the pager since 2018), swapoff as it was before r358024.
 const BASE: Sites = Sites {
-    split_pip_wait: false,
-    split_skip: SplitSkip::Off,
-    split_restart_at_busy: false,
-    getpages_clip_early: false,
     getpages_alloc_before_pbuf: true,
-    fault_skip_timestamp_recheck: false,
-    swapoff_revalidate: false,
-    swapoff_getpages: false,
-    swapoff_dirty_after_read: false,
+    ..Sites::OFF
 };
 
 /// The scenario.
