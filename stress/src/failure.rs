@@ -32,11 +32,17 @@ pub enum FailureKind {
     Hang,
     /// The swap device failed an I/O (an infrastructure problem, not a finding).
     SwapIo,
+    /// A swap block looked up before the object lock was dropped was used
+    /// after the object stopped owning it at that index (freed, reused or
+    /// moved behind the user's back): read into a page, or paged in when
+    /// the object holds no block there (FreeBSD panics: "read from swap
+    /// failed"). The swapoff race of r358024.
+    SwapUseAfterFree,
 }
 
 impl FailureKind {
     /// Every kind, in report order.
-    pub const ALL: [FailureKind; 7] = [
+    pub const ALL: [FailureKind; 8] = [
         FailureKind::Repopulated,
         FailureKind::DuplicatePage,
         FailureKind::StaleData,
@@ -44,6 +50,7 @@ impl FailureKind {
         FailureKind::Conservation,
         FailureKind::Hang,
         FailureKind::SwapIo,
+        FailureKind::SwapUseAfterFree,
     ];
 
     /// The kebab-case name used in records and reports.
@@ -56,6 +63,7 @@ impl FailureKind {
             FailureKind::Conservation => "conservation",
             FailureKind::Hang => "hang",
             FailureKind::SwapIo => "swap-io",
+            FailureKind::SwapUseAfterFree => "swap-use-after-free",
         }
     }
 }

@@ -55,6 +55,7 @@ pub mod split;
 pub mod stats;
 pub mod swap;
 pub mod swap_pager;
+pub mod swapoff;
 pub mod sync;
 #[cfg(all(test, feature = "std"))]
 mod testutil;

@@ -46,11 +46,16 @@ pub enum Site {
     ForkDone,
     /// pageout is about to write a cluster to swap.
     PageoutIo,
+    /// swapoff dropped the object lock (to sleep on a busy page, wait for
+    /// memory, or read) and is about to take it again.
+    SwapoffUnlocked,
+    /// swapoff holds its busy pages and is about to read their blocks.
+    SwapoffIo,
 }
 
 impl Site {
     /// Every site.
-    pub const ALL: [Site; 10] = [
+    pub const ALL: [Site; 12] = [
         Site::GetpagesPbuf,
         Site::GetpagesIo,
         Site::GetpagesDone,
@@ -61,6 +66,8 @@ impl Site {
         Site::ForkLocked,
         Site::ForkDone,
         Site::PageoutIo,
+        Site::SwapoffUnlocked,
+        Site::SwapoffIo,
     ];
 
     /// The kebab-case name.
@@ -76,6 +83,8 @@ impl Site {
             Site::ForkLocked => "fork-locked",
             Site::ForkDone => "fork-done",
             Site::PageoutIo => "pageout-io",
+            Site::SwapoffUnlocked => "swapoff-unlocked",
+            Site::SwapoffIo => "swapoff-io",
         }
     }
 }

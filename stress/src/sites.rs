@@ -83,11 +83,27 @@ pub struct Sites {
     /// frees an invalid page of either object instead of letting it shadow,
     /// and the all-shadowed test refuses a backing object with one.
     pub collapse_checks_valid: bool,
+
+    // The swapoff family (scenario `swapoff`).
+    /// `swap_pager_swapoff_object` looks the object's swap metadata up
+    /// again after every relock, instead of going on with the blocks it
+    /// looked up before (r358024 site).
+    pub swapoff_revalidate: bool,
+    /// `swap_pager_swapoff_object` pages in through `swap_pager_getpages`
+    /// with read-ahead (the pager looks the blocks up under the lock, pages
+    /// busy), instead of grabbing a run of pages and reading the blocks it
+    /// found before (r358024 site).
+    pub swapoff_getpages: bool,
+    /// `swap_pager_swapoff_object` dirties the pages it read in (and frees
+    /// their blocks) at once, instead of on its next pass (D45668 site).
+    pub swapoff_dirty_after_read: bool,
 }
 
 impl Sites {
-    /// Every site off (`Sites::default()`, usable in constants).
-    pub const NONE: Sites = Sites {
+    /// Every flag off: the unpatched code. Scenarios write their settings
+    /// as `Sites { flag: true, ..Sites::OFF }`, so a new flag touches only
+    /// this file.
+    pub const OFF: Sites = Sites {
         split_pip_wait: false,
         split_skip: SplitSkip::Off,
         split_restart_at_busy: false,
@@ -104,6 +120,9 @@ impl Sites {
         getpages_no_cluster_split_dead: false,
         fault_busy_keeps_placeholder: false,
         collapse_checks_valid: false,
+        swapoff_revalidate: false,
+        swapoff_getpages: false,
+        swapoff_dirty_after_read: false,
     };
 }
 
@@ -121,4 +140,8 @@ pub enum Window {
     /// `vm_object_collapse` scanned a backing object while a fault was
     /// inside it (walking the chain or in getpages on it).
     CollapseMetFault,
+    /// `swap_pager_swapoff_object` had the object unlocked (sleeping on a
+    /// busy page, waiting for memory, or in the pager) while another thread
+    /// changed that object's swap metadata (r358024).
+    SwapoffMetaChanged,
 }

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 macro_rules! counters {
-    ($( $(#[doc = $doc:expr])* $name:ident ),* $(,)?) => {
+    ($( $(#[$meta:meta])* $name:ident ),* $(,)?) => {
         /// Names one counter.
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ macro_rules! counters {
         /// A snapshot of every counter (summed over CPUs).
         #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(default)]
-        pub struct Stats { $( $(#[doc = $doc])* pub $name: u64 ),* }
+        pub struct Stats { $( $(#[$meta])* pub $name: u64 ),* }
 
         impl Stats {
             /// The value of one counter.
@@ -100,6 +100,22 @@ counters! {
     wasted,
     /// Delays injected at named sites.
     delays,
+    // Counters added after the first scenario are left out of a record
+    // while zero, so that the records of the scenarios that never touch
+    // them read (and re-encode) exactly as before.
+    /// Swap devices emptied by swapoff (and added back).
+    #[serde(skip_serializing_if = "is_zero")]
+    swapoffs,
+    /// Blocks the removed devices held when swapoff started.
+    #[serde(skip_serializing_if = "is_zero")]
+    swapoff_blocks,
+    /// Pages swapoff read in from swap (counting re-reads).
+    #[serde(skip_serializing_if = "is_zero")]
+    swapoff_pageins,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Live counters, one block per CPU.

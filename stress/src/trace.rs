@@ -82,6 +82,16 @@ pub enum Ev {
     PlaceholderLeft,
     /// A fault waits for a collapse of obj to finish before it retries.
     CollapseWait,
+    /// swapoff starts emptying a device: arg = device.
+    SwapoffStart,
+    /// swapoff dropped obj's lock at pindex (busy page, memory, pager).
+    SwapoffUnlock,
+    /// swapoff reads pindex from the block it holds: arg = swap block.
+    SwapoffRead,
+    /// swapoff dirtied pindex and freed its block.
+    SwapoffDirty,
+    /// swapoff emptied a device: arg = device.
+    SwapoffDone,
 }
 
 /// One trace event.
@@ -158,6 +168,11 @@ impl fmt::Display for What<'_> {
                 write!(f, "fault leaves invalid page obj {o} pindex {p}")
             }
             Ev::CollapseWait => write!(f, "fault waits for the collapse into obj {o}"),
+            Ev::SwapoffStart => write!(f, "swapoff of device {a} starts"),
+            Ev::SwapoffUnlock => write!(f, "swapoff drops obj {o} lock at pindex {p}"),
+            Ev::SwapoffRead => write!(f, "swapoff reads obj {o} pindex {p} from swap block {a}"),
+            Ev::SwapoffDirty => write!(f, "swapoff dirties obj {o} pindex {p}, frees its block"),
+            Ev::SwapoffDone => write!(f, "swapoff of device {a} done"),
         }
     }
 }

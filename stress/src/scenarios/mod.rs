@@ -12,6 +12,7 @@
 
 pub mod collapse;
 pub mod d15293;
+pub mod swapoff;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -27,12 +28,14 @@ use crate::vm::{Res, Td, Vm, VmConfig};
 
 /// Every scenario, in the order `cargo xtask scenarios` lists them. The
 /// first one is the default of every command.
-pub static ALL: [&Scenario; 2] = [&d15293::SCENARIO, &collapse::SCENARIO];
+pub static ALL: [&Scenario; 3] = [&d15293::SCENARIO, &collapse::SCENARIO, &swapoff::SCENARIO];
 
 /// The handle of each entry of [`ALL`] (same order).
 pub const D15293: ScenarioId = ScenarioId(0);
 /// See [`ALL`].
 pub const COLLAPSE: ScenarioId = ScenarioId(1);
+/// See [`ALL`].
+pub const SWAPOFF: ScenarioId = ScenarioId(2);
 
 /// Workload knobs of a stress request that every scenario reads in its own
 /// way; none changes a variant's sites.
@@ -60,6 +63,7 @@ pub fn race<P: Platform>(id: ScenarioId, seed: u64, knobs: Knobs) -> Box<dyn Rac
     match id {
         D15293 => Box::new(d15293::Race::new(seed, knobs)),
         COLLAPSE => Box::new(collapse::Race::new(seed, knobs)),
+        SWAPOFF => Box::new(swapoff::Race::new(seed, knobs)),
         _ => unreachable!("ScenarioId is only made for entries of ALL"),
     }
 }

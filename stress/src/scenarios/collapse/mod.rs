@@ -50,7 +50,7 @@ const PRE: Sites = Sites {
     collapse_busy_parent_wait: true,
     collapse_dead_at_start: true,
     collapse_bypass: true,
-    ..Sites::NONE
+    ..Sites::OFF
 };
 
 /// D22908 on top of [`PRE`].

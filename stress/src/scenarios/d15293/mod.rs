@@ -39,7 +39,7 @@ pub const SPLIT_PIPWAIT: Variant = Variant::new(D15293, 6);
 /// vm_fault without the map timestamp re-check.
 pub const NO_TIMESTAMP_RECHECK: Variant = Variant::new(D15293, 7);
 
-const OFF: Sites = Sites::NONE;
+const OFF: Sites = Sites::OFF;
 
 /// The scenario.
 pub static SCENARIO: Scenario = Scenario {
