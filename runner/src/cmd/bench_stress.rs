@@ -24,7 +24,8 @@ use crate::boot::{self, BootOutcome, BootSpec};
 use crate::cli::BenchStressArgs;
 use crate::disk::SwapDisk;
 use crate::error::{EXIT_INFRA, EXIT_OK, Result};
-use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg};
+use crate::stress_result::{BootResult, Outcome};
+use crate::stress_spec::{StressSpec, resolve_accel, secs_arg};
 
 /// Bytes of a page (the swap block).
 const PAGE: u64 = 4096;
