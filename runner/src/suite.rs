@@ -264,13 +264,13 @@ impl Suite<'_> {
         cpus: u32,
         append: &str,
         timeout: Duration,
-        ktap: &Ktap,
+        ktap: &mut Ktap,
     ) -> (BootOutcome, Duration) {
         let spec = self.spec(machine, cpus, append, timeout);
         self.run_spec(&spec, ktap)
     }
 
-    fn run_spec(&self, spec: &BootSpec, ktap: &Ktap) -> (BootOutcome, Duration) {
+    fn run_spec(&self, spec: &BootSpec, ktap: &mut Ktap) -> (BootOutcome, Duration) {
         ktap.diag(&format!("boot {}: {}", spec.label(), spec.append));
         let verbose = self.verbose;
         let t = Instant::now();

@@ -64,6 +64,11 @@ pub fn run_suite(ctx: &Ctx, a: &SuiteArgs, host: bool) -> Result<u8> {
             verbose: ctx.verbose,
         };
         for item in &items {
+            // Standard output is gone or full: without a JUnit file no
+            // further case can be reported anywhere.
+            if ktap.write_failed() && a.junit.is_none() {
+                break;
+            }
             s.run_item(item, &selected, &mut ktap);
         }
         ktap.case(suite_cases::orphan_case());
@@ -72,12 +77,13 @@ pub fn run_suite(ctx: &Ctx, a: &SuiteArgs, host: bool) -> Result<u8> {
         report::write_junit(path, &ktap.results)?;
         ktap.diag(&format!("JUnit XML written to {}", path.display()));
     }
-    println!("{}", ktap.summary());
-    Ok(if ktap.failed() == 0 {
+    let printed = ktap.finish();
+    let code = if ktap.failed() == 0 {
         EXIT_OK
     } else {
         EXIT_FAILURE
-    })
+    };
+    Ok(crate::out::exit_status(printed, code))
 }
 
 /// `cargo test -p stress -p runner`, its output passed through.
