@@ -294,7 +294,7 @@ impl Chooser {
                 format!("got {}: {}", out.verdict(), out.judgement.reason)
             });
         }
-        match crate::stressrun::last_stats(&out) {
+        match out.last_stats() {
             (Some(stats), Some(ms)) if ms > 0 => Ok(Speed {
                 faults_per_s: stats.faults as f64 * 1e3 / ms as f64,
                 wall: out.timings.exit.unwrap_or(timeout),

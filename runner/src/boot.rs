@@ -17,6 +17,9 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use stress::Stats;
+use stress::proto::Record;
+
 use crate::console::{Console, ConsoleLine, Ktap, LineEnd};
 use crate::disk::SwapDisk;
 use crate::qemu::{self, Accel, Machine, QemuArgs};
@@ -136,6 +139,26 @@ impl BootOutcome {
     /// The boot's KTAP results.
     pub fn ktap(&self) -> &Ktap {
         &self.console.ktap
+    }
+
+    /// The last counters and run time a stress boot reported: `Done`'s when
+    /// it has them, else the last `Progress`'s.
+    pub fn last_stats(&self) -> (Option<Stats>, Option<u64>) {
+        let mut best: (Option<Stats>, Option<u64>) = (None, None);
+        for r in self.console.records() {
+            match r {
+                Record::Progress { ms, stats } => best = (Some(stats.clone()), Some(*ms)),
+                Record::Done { ms, stats, .. } => {
+                    if let Some(s) = stats {
+                        best = (Some(s.clone()), Some(*ms));
+                    } else if best.0.is_some() {
+                        best.1 = Some(*ms);
+                    }
+                }
+                _ => {}
+            }
+        }
+        best
     }
 
     /// An outcome for a boot the harness could not run.

@@ -109,7 +109,7 @@ pub struct InterruptSetup {
 ///   disk left.
 /// - SIGKILL while a boot's QEMU runs, after one boot finished: that QEMU
 ///   dies with the runner, the JSON checkpoint (interrupted, no signal)
-///   holds the finished boots, and [`reaper::sweep_stale_dirs`] removes
+///   holds the finished boots, and [`crate::disk::sweep_stale_dirs`] removes
 ///   the one swap disk left.
 pub fn interrupted_compare(name: &str, s: &InterruptSetup, sig: Signal) -> CaseResult {
     let t = Instant::now();
@@ -365,7 +365,7 @@ fn interrupt_check(s: &InterruptSetup, sig: Signal) -> Result<String, String> {
         if left > 1 {
             return Err(format!("more than one temp disk left: {dirs:?}"));
         }
-        let swept = reaper::sweep_stale_dirs(&tmp);
+        let swept = crate::disk::sweep_stale_dirs(&tmp);
         dirs = temp_leftovers(&tmp, "");
         if swept != left {
             return Err(format!("the sweep removed {swept} of {left} temp disks"));

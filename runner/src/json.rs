@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::matrix::Shard;
 use crate::qemu::{Accel, Machine};
 use crate::seed;
-use crate::stressrun::BootResult;
+use crate::stress_result::BootResult;
 use crate::summary::VariantSummary;
 
 /// Version of the report layout (2: kernel hash, shard, interruption;
@@ -185,7 +185,7 @@ pub fn read_compare(path: &Path) -> anyhow::Result<CompareReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stressrun::{FailureInfo, HangBy, HangInfo, Outcome};
+    use crate::stress_result::{FailureInfo, HangBy, HangInfo, Outcome};
     use crate::summary::summarize;
     use crate::testkit::result;
     use stress::FailureKind;

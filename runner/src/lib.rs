@@ -9,15 +9,17 @@
 //! [`verdict`] (named verdicts), [`disk`] (sparse swap disks), [`kernel`]
 //! (building the image), [`toolchain`] (rustup target), [`accel`] (KVM
 //! probe), [`reaper`] (no QEMU outlives the runner), [`render`] and
-//! [`report`] (human output, KTAP, JUnit), [`suite`] (the boot tests),
+//! [`report`] (human output, KTAP, JUnit), [`suite`] (running the boot tests: [`suite_plan`] what boots, [`suite_cases`] the KTAP cases),
 //! [`harness`] (the suite's checks of the harness itself).
 //!
-//! Stress work: [`seed`] (parsing, printing, random seeds), [`stressrun`]
-//! (one stress boot: spec, result, outcome), [`live`] (the status line),
+//! Stress work: [`seed`] (parsing, printing, random seeds), [`stress_spec`]
+//! (what one stress boot runs: command line, timeout, replay),
+//! [`stress_result`] (what it found: result, outcome), [`live`] (the status line),
 //! [`finding`] (the interleaving of a failure), [`matrix`] (scheduling the
 //! variant × boot matrix and its shards), [`shard_env`] (`--shard auto`
 //! from a job array's environment), [`merge`] (shard reports into
-//! one), [`summary`] (statistics and variant verdicts), [`confidence`]
+//! one; [`merge_confident`] for `--until-confident` runs), [`summary`]
+//! (statistics and variant verdicts), [`confidence`]
 //! (the bounds and the decision rule of `compare --until-confident`),
 //! [`adaptive`] (its loop: boots per variant until decided),
 //! [`json`] (reports, atomic writes), [`plot`] (the SVG), [`tracefiles`]
@@ -41,6 +43,7 @@ pub mod lines;
 pub mod live;
 pub mod matrix;
 pub mod merge;
+pub mod merge_confident;
 pub mod out;
 pub mod plot;
 pub mod qemu;
@@ -50,8 +53,11 @@ pub mod render;
 pub mod report;
 pub mod seed;
 pub mod shard_env;
-pub mod stressrun;
+pub mod stress_result;
+pub mod stress_spec;
 pub mod suite;
+pub mod suite_cases;
+pub mod suite_plan;
 pub mod summary;
 pub mod swimlane;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use stress::Variant;
 
 use crate::json::{CompareReport, SCHEMA};
 use crate::matrix::{self, Shard};
-use crate::stressrun::BootResult;
+use crate::stress_result::BootResult;
 use crate::summary::summarize;
 
 /// The plan a report belongs to, as one comparable value.
@@ -129,7 +129,7 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
         return Err("nothing to merge".into());
     };
     if inputs.iter().any(|(_, r)| r.confident.is_some()) {
-        return crate::adaptive::merge(inputs, command);
+        return crate::merge_confident::merge(inputs, command);
     }
     let key = PlanKey::of(first);
     for (name, r) in inputs {
@@ -250,7 +250,7 @@ pub fn merge(inputs: &[(String, CompareReport)], command: String) -> Result<Comp
 mod tests {
     use super::*;
     use crate::qemu::{Accel, Machine};
-    use crate::stressrun::{FailureInfo, Outcome};
+    use crate::stress_result::{FailureInfo, Outcome};
     use crate::testkit::result;
     use stress::FailureKind;
     use stress::scenarios::d15293;

@@ -17,7 +17,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use stress::Variant;
 
-use crate::stressrun::{BootResult, Outcome};
+use crate::stress_result::{BootResult, Outcome};
 use crate::summary::median;
 
 /// Pixels.
@@ -225,7 +225,7 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stressrun::{FailureInfo, HangBy, HangInfo};
+    use crate::stress_result::{FailureInfo, HangBy, HangInfo};
     use crate::testkit::result;
     use stress::FailureKind;
     use stress::scenarios::d15293;

@@ -264,42 +264,6 @@ pub fn command(program: &Path) -> Command {
     }
 }
 
-/// Removes the temp dirs (`forkswap-<pid>-…`, holding a swap disk at most)
-/// that runners which died without cleaning up left in `tmp`: those whose
-/// pid no longer runs. Returns how many it removed.
-pub fn sweep_stale_dirs(tmp: &Path) -> usize {
-    let Ok(dir) = std::fs::read_dir(tmp) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| {
-            let name = e.file_name();
-            let pid = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("forkswap-"))
-                .and_then(|n| n.split_once('-'))
-                .and_then(|(pid, _)| pid.parse::<u32>().ok());
-            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-        })
-        .filter(|e| only_swap_disk(&e.path()))
-        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
-        .count()
-}
-
-/// Whether `dir` holds nothing but (at most) a swap disk and its QEMU's
-/// QMP socket.
-fn only_swap_disk(dir: &Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::read_dir(dir).is_ok_and(|d| {
-        d.flatten().all(|e| {
-            let (name, t) = (e.file_name(), e.file_type());
-            (name == crate::disk::IMAGE_NAME && t.as_ref().is_ok_and(|t| t.is_file()))
-                || (name == crate::qmp::SOCKET_NAME && t.is_ok_and(|t| t.is_socket()))
-        })
-    })
-}
-
 /// Spawns `cmd` as the leader of a new process group and registers the
 /// group, atomically with respect to the signal handler.
 pub fn spawn(cmd: &mut Command) -> io::Result<(Child, Registration)> {
@@ -332,7 +296,7 @@ pub fn marker() -> String {
 }
 
 /// The marker of the runner with process id `pid`: `forkswap-<pid>-`
-/// ([`sweep_stale_dirs`] reads the pid back from it).
+/// ([`crate::disk::sweep_stale_dirs`] reads the pid back from it).
 pub fn marker_for(pid: u32) -> String {
     format!("forkswap-{pid}-")
 }
@@ -361,50 +325,6 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A pid that ran and is gone.
-    fn dead_pid() -> u32 {
-        let mut c = Command::new("true").spawn().expect("spawn true");
-        let pid = c.id();
-        c.wait().expect("wait");
-        pid
-    }
-
-    #[test]
-    fn sweep_removes_only_swap_disk_dirs_of_dead_runners() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let dead = dead_pid();
-        let me = std::process::id();
-        let mk = |name: &str, files: &[&str]| {
-            let d = tmp.path().join(name);
-            std::fs::create_dir(&d).expect("dir");
-            for f in files {
-                std::fs::write(d.join(f), b"x").expect("file");
-            }
-            d
-        };
-        let stale = mk(&format!("forkswap-{dead}-abc"), &[crate::disk::IMAGE_NAME]);
-        // A disk dir whose QEMU had its QMP socket there.
-        let with_qmp = mk(&format!("forkswap-{dead}-qmp"), &[crate::disk::IMAGE_NAME]);
-        let _listener =
-            std::os::unix::net::UnixListener::bind(with_qmp.join(crate::qmp::SOCKET_NAME))
-                .expect("socket");
-        // A plain file of that name is not QEMU's socket.
-        let fake_qmp = mk(&format!("forkswap-{dead}-jkl"), &[crate::qmp::SOCKET_NAME]);
-        let empty = mk(&format!("forkswap-{dead}-def"), &[]);
-        let live = mk(&format!("forkswap-{me}-abc"), &[crate::disk::IMAGE_NAME]);
-        let other = mk(&format!("forkswap-{dead}-ghi"), &["notes.txt"]);
-        let named = mk("forkswap-interrupt-check-xyz", &[]);
-        assert_eq!(sweep_stale_dirs(tmp.path()), 3);
-        assert!(!stale.exists() && !empty.exists() && !with_qmp.exists());
-        assert!(fake_qmp.exists());
-        assert!(live.exists(), "a live runner's disk was removed");
-        assert!(
-            other.exists(),
-            "a dir with more than a swap disk was removed"
-        );
-        assert!(named.exists());
-    }
 
     #[test]
     fn only_print_on_a_closed_pipe_counts_as_broken_pipe() {

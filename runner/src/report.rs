@@ -2,7 +2,6 @@
 //! suite goes, the closing `N passed, M failed` line, and JUnit XML
 //! (`quick-junit`), one test case per suite case, grouped by prefix.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,25 +22,30 @@ pub struct CaseResult {
 }
 
 /// Prints KTAP results as cases finish and keeps them for the summary.
+/// Standard output is written with [`crate::out::stdout`]: the first write
+/// error is kept (later lines are dropped) for [`Ktap::printed`], never a
+/// panic.
 #[derive(Debug, Default)]
 pub struct Ktap {
     pub results: Vec<CaseResult>,
+    /// The first error writing to standard output.
+    write_error: Option<std::io::Error>,
 }
 
 impl Ktap {
     /// Prints the KTAP header and plan.
-    pub fn start(&self, planned: usize) {
-        println!("{}", stress::ktap::HEADER);
-        println!("{}", stress::ktap::plan(planned as u32));
-        flush();
+    pub fn start(&mut self, planned: usize) {
+        self.emit(&format!(
+            "{}\n{}\n",
+            stress::ktap::HEADER,
+            stress::ktap::plan(planned as u32)
+        ));
     }
 
     /// A diagnostic line (`# ...`).
-    pub fn diag(&self, text: &str) {
-        for l in text.lines() {
-            println!("# {l}");
-        }
-        flush();
+    pub fn diag(&mut self, text: &str) {
+        let lines: String = text.lines().map(|l| format!("# {l}\n")).collect();
+        self.emit(&lines);
     }
 
     /// Prints and keeps one result; details of a failure follow as diagnostics.
@@ -49,12 +53,26 @@ impl Ktap {
         let num = self.results.len() as u32 + 1;
         let msg = crate::error::one_line(&r.message);
         let directive = (!msg.is_empty()).then_some(msg.as_str());
-        println!("{}", stress::ktap::result(r.ok, num, &r.name, directive));
+        self.emit(&format!(
+            "{}\n",
+            stress::ktap::result(r.ok, num, &r.name, directive)
+        ));
         if !r.ok && !r.details.is_empty() {
             self.diag(r.details.trim_end());
         }
-        flush();
         self.results.push(r);
+    }
+
+    /// Prints the closing [`Ktap::summary`] line and says whether everything
+    /// printed reached standard output (the first error otherwise).
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        self.emit(&format!("{}\n", self.summary()));
+        self.write_error.take().map_or(Ok(()), Err)
+    }
+
+    /// Whether a write to standard output failed (nothing more reaches it).
+    pub fn write_failed(&self) -> bool {
+        self.write_error.is_some()
     }
 
     pub fn passed(&self) -> usize {
@@ -69,10 +87,15 @@ impl Ktap {
     pub fn summary(&self) -> String {
         format!("{} passed, {} failed", self.passed(), self.failed())
     }
-}
 
-fn flush() {
-    let _ = std::io::stdout().flush();
+    /// Writes `text` (and flushes) unless a write already failed.
+    fn emit(&mut self, text: &str) {
+        if self.write_error.is_none()
+            && let Err(e) = crate::out::stdout(text)
+        {
+            self.write_error = Some(e);
+        }
+    }
 }
 
 /// The group of a case: everything before its last `/`.

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use stress::Variant;
 
-use crate::stressrun::{BootResult, Outcome};
+use crate::stress_result::{BootResult, Outcome};
 
 /// z for a two-sided 95% interval.
 pub const Z95: f64 = 1.959_963_984_540_054;
@@ -255,7 +255,7 @@ fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stressrun::FailureInfo;
+    use crate::stress_result::FailureInfo;
     use crate::testkit::result;
     use stress::FailureKind;
     use stress::scenarios::d15293;

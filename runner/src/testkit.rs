@@ -11,7 +11,8 @@ use stress::{Failure, FailureKind, Stats, Variant};
 use crate::boot::{BootOutcome, Timings};
 use crate::console::{Console, LineEnd};
 use crate::qemu::{Accel, Machine};
-use crate::stressrun::{BootResult, Outcome, StressSpec};
+use crate::stress_result::{BootResult, Outcome};
+use crate::stress_spec::StressSpec;
 use crate::verdict::{self, Ending, Exit};
 
 /// The outcome of a boot that printed these records (each a line, `seq`

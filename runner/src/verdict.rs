@@ -388,7 +388,7 @@ pub fn judge(c: &Console, end: &Ending) -> Judgement {
 }
 
 /// Words of the kernel's Panic message when a mode that needs the
-/// virtio-blk disk finds none (`unikernel/src/stress_mode.rs`, `diskbench.rs`:
+/// virtio-blk disk finds none (`unikernel/src/modes/stress_mode.rs`, `diskbench.rs`:
 /// "mode=stress needs the virtio-blk swap disk, and none was found").
 pub const DISK_MISSING_WORDS: [&str; 2] = ["needs the virtio-blk", "none was found"];
 

@@ -215,7 +215,7 @@ fn test_writes_valid_junit_with_failures_and_their_evidence() {
         ])
         .arg("--junit")
         .arg(&junit)
-        .env("PATH", path)
+        .env("PATH", &path)
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -236,5 +236,36 @@ fn test_writes_valid_junit_with_failures_and_their_evidence() {
         cases[0]
     );
     assert_eq!(cases[0].classname, "microvm/crash");
+    // The same with stdout on a full device: the JUnit file still holds
+    // every case; exit 3 with one line saying why, no panic.
+    std::fs::remove_file(&junit).expect("rm");
+    let full = Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let out = runner()
+        .args(["--kernel", &fake.script.to_string_lossy()])
+        .args([
+            "test",
+            "--boot-only",
+            "--accel",
+            "tcg",
+            "--filter",
+            "crash/panic",
+        ])
+        .arg("--junit")
+        .arg(&junit)
+        .env("PATH", path)
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        err.matches("error: cannot write the report to standard output")
+            .count(),
+        1,
+        "{err}"
+    );
+    let again = common::junit::parse(&std::fs::read_to_string(&junit).expect("junit"));
+    assert_eq!(again.len(), 2, "{again:?}");
     assert!(fake.leftovers().is_empty());
 }

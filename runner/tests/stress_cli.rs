@@ -1222,3 +1222,38 @@ fn a_full_or_closed_terminal_never_loses_the_results() {
     whole(child.wait().expect("wait").code(), 141, "closed stdout");
     assert!(f.leftovers().is_empty());
 }
+
+#[test]
+fn run_on_a_full_terminal_says_so_in_one_line_and_exits_3() {
+    use std::process::Stdio;
+    let f = fake(&[(d15293::SWAP_PREALLOC, 2, Ending::Clean(3))]);
+    let args = [
+        "run",
+        "--accel",
+        "tcg",
+        "--",
+        "mode=stress variant=swap-prealloc seed=0x2 duration_ms=1000",
+    ];
+    // The same boot to a pipe: Pass, exit 0, the console and the verdict shown.
+    let o = run(&f, &args);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("Pass"), "{out}");
+    // To a full device: no panic, exit 3, one line saying why.
+    let full = Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let o = with_fake(&f)
+        .args(args)
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("error: cannot write the report to standard output"))
+        .collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(said[0].contains("No space left on device"), "{err}");
+    assert!(f.leftovers().is_empty());
+}

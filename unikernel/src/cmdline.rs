@@ -82,6 +82,9 @@ pub struct Cmdline {
     /// `expect_cpus=N`: the number of CPUs the runner asked QEMU for.
     pub expect_cpus: Option<usize>,
     pub virtio_mmio: Vec<VirtioMmio>,
+    /// `boot_timeline=1`: print the boot timeline once the boot is over
+    /// (`arch::timeline`); `boot_timeline=0` or absent: do not.
+    pub boot_timeline: bool,
 }
 
 /// A number for `key`: positive unless `zero_ok`.
@@ -109,6 +112,7 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
     let mut expect_cpus = None;
     let mut devices = Vec::new();
     let mut mib = 32;
+    let mut boot_timeline = false;
     for word in line.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
             continue;
@@ -146,6 +150,13 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
                 )?)
             }
             "mib" => mib = positive(key, value, false)?,
+            "boot_timeline" => {
+                boot_timeline = match value {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err(format!("bad boot_timeline={value:?}: expected 0 or 1")),
+                }
+            }
             "virtio_mmio.device" => devices.push(virtio_mmio(value).ok_or_else(|| {
                 format!("bad virtio_mmio.device={value:?}: expected <size>@<base>:<irq>")
             })?),
@@ -188,6 +199,7 @@ pub fn parse(line: &str) -> Result<Cmdline, String> {
         mode,
         expect_cpus,
         virtio_mmio: devices,
+        boot_timeline,
     })
 }
 
@@ -323,6 +335,18 @@ mod tests {
         assert_eq!(
             parse("mode=diskbench mib=8").unwrap().mode,
             Mode::DiskBench { mib: 8 }
+        );
+    }
+
+    #[test]
+    fn boot_timeline_flag() {
+        assert!(!parse("mode=probe").unwrap().boot_timeline);
+        assert!(parse("mode=probe boot_timeline=1").unwrap().boot_timeline);
+        assert!(!parse("mode=probe boot_timeline=0").unwrap().boot_timeline);
+        assert!(
+            parse("mode=probe boot_timeline=yes")
+                .unwrap_err()
+                .contains("boot_timeline")
         );
     }
 

@@ -22,7 +22,9 @@
 //! ACPI, PVH, timers, serial, SMP, interrupts, page tables, QEMU exit),
 //! [`drivers`] (virtio, the swap disk) and [`mem`] (frames, heap, stacks) —
 //! plus [`crash`], the one module whose unsafe is deliberately wrong. The
-//! crate denies `unsafe_code`; only those four modules allow it. The console, command line, exit codes and boot tests follow the
+//! crate denies `unsafe_code`; only those four modules allow it, and
+//! [`modes`] (`probe`, `tests`, `stress`, `diskbench`) forbids it outright.
+//! The console, command line, exit codes and boot tests follow the
 //! contract in `docs/contract.md`. On the host the crate builds a stub
 //! `main` so that workspace-wide clippy and tests compile; its pure logic
 //! (command line, DSDT scan, frame allocator) is tested there.
@@ -46,15 +48,9 @@ mod console;
 #[cfg(target_os = "none")]
 mod crash;
 #[cfg(target_os = "none")]
-mod diskbench;
-#[cfg(target_os = "none")]
 mod drivers;
 #[cfg(target_os = "none")]
 mod modes;
-#[cfg(target_os = "none")]
-mod stress_mode;
-#[cfg(target_os = "none")]
-mod tests;
 
 // The safe platform API the modes use, under its short names.
 #[cfg(target_os = "none")]

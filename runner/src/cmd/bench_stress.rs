@@ -24,7 +24,8 @@ use crate::boot::{self, BootOutcome, BootSpec};
 use crate::cli::BenchStressArgs;
 use crate::disk::SwapDisk;
 use crate::error::{EXIT_INFRA, EXIT_OK, Result};
-use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg};
+use crate::stress_result::{BootResult, Outcome};
+use crate::stress_spec::{StressSpec, resolve_accel, secs_arg};
 
 /// Bytes of a page (the swap block).
 const PAGE: u64 = 4096;
@@ -163,7 +164,7 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
     };
 
     let rates: Vec<Option<StressRates>> = runs.iter().map(|(_, r)| stress_rates(r)).collect();
-    println!("{}", rates_table(spec, &runs, &rates));
+    let mut text = format!("{}\n", rates_table(spec, &runs, &rates));
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_header(["measure", "value", "how"]);
@@ -203,22 +204,24 @@ pub fn run(ctx: &Ctx, a: &BenchStressArgs) -> Result<u8> {
             ]);
         }
     }
-    println!("{t}");
+    text.push_str(&format!("{t}\n"));
     for (spec, r) in &runs {
         if r.outcome != Outcome::Clean {
-            println!(
-                "note: the stress boot with steer={} was {} ({}), its rates are still shown",
+            text.push_str(&format!(
+                "note: the stress boot with steer={} was {} ({}), its rates are still shown\n",
                 u8::from(spec.steer),
                 r.outcome,
                 r.reason
-            );
+            ));
         }
     }
-    Ok(if rates.iter().all(Option::is_some) && guest.is_some() {
+    let printed = crate::out::stdout(&text);
+    let code = if rates.iter().all(Option::is_some) && guest.is_some() {
         EXIT_OK
     } else {
         EXIT_INFRA
-    })
+    };
+    Ok(crate::out::exit_status(printed, code))
 }
 
 /// The stress rates, one column per run (steer off, steer on).

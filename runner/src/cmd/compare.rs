@@ -24,7 +24,8 @@ use crate::matrix::{self, Cell};
 use crate::reaper;
 use crate::report::{self, CaseResult};
 use crate::seed;
-use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg};
+use crate::stress_result::{BootResult, Outcome};
+use crate::stress_spec::{StressSpec, resolve_accel, secs_arg};
 use crate::summary::{VariantSummary, summarize};
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
@@ -439,7 +440,7 @@ pub fn junit_cases(boots: &[BootResult]) -> Vec<CaseResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stressrun::FailureInfo;
+    use crate::stress_result::FailureInfo;
     use crate::testkit::result;
     use stress::FailureKind;
     use stress::scenarios::d15293;

@@ -22,7 +22,8 @@ use crate::matrix::Shard;
 use crate::reaper;
 use crate::report::{self, CaseResult};
 use crate::seed;
-use crate::stressrun::{BootResult, Outcome, StressSpec, resolve_accel, secs_arg};
+use crate::stress_result::{BootResult, Outcome};
+use crate::stress_spec::{StressSpec, resolve_accel, secs_arg};
 use crate::summary::{VariantSummary, summarize};
 
 /// The adaptive run of `compare` (its caller checked the options, the

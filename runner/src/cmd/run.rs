@@ -1,5 +1,7 @@
 //! `cargo xtask run`: boot once, stream the console, print the verdict.
 
+use std::cell::RefCell;
+
 use stress::proto::StressRequest;
 
 use super::Ctx;
@@ -32,12 +34,29 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<u8> {
         spec.timeout
     );
     let raw = a.raw;
-    let out = boot::boot(&spec, &mut |l| println!("{}", render::console_line(l, raw)));
+    // The console streams to stdout. A failed write (`| head` gone,
+    // `> /dev/full`) ends the boot: nothing more can be reported.
+    let streamed = RefCell::new(Ok(()));
+    let out = boot::boot_until(
+        &spec,
+        &mut |l| {
+            let mut s = streamed.borrow_mut();
+            if s.is_ok() {
+                *s = crate::out::stdout(&format!("{}\n", render::console_line(l, raw)));
+            }
+        },
+        &|| streamed.borrow().is_err(),
+    );
     if ctx.verbose {
         eprintln!("command: {}", out.command);
     }
-    print!("{}", render::outcome(&out));
-    Ok(out.verdict().exit_status())
+    let printed = streamed
+        .into_inner()
+        .and_then(|()| crate::out::stdout(&render::outcome(&out)));
+    Ok(crate::out::exit_status(
+        printed,
+        out.verdict().exit_status(),
+    ))
 }
 
 /// Joins and checks the kernel arguments: key=value tokens; with

@@ -5,7 +5,7 @@
 //!
 //! Exit status: 0 clean, 1 caught or hang, 2 bad usage, 3 infrastructure,
 //! 4 inconclusive (clean, but the race window never opened)
-//! (see [`crate::stressrun`] for the classification).
+//! (see [`crate::stress_result`] for the classification).
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -25,7 +25,8 @@ use crate::out;
 use crate::reaper;
 use crate::render;
 use crate::seed;
-use crate::stressrun::{BootResult, HangBy, Outcome, StressSpec, resolve_accel};
+use crate::stress_result::{BootResult, HangBy, Outcome};
+use crate::stress_spec::{StressSpec, resolve_accel};
 
 pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
     let variant = a.variant()?;
@@ -50,7 +51,7 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
         seed::show(seed),
         if a.seed.is_none() { " (random)" } else { "" },
         spec.label(),
-        crate::stressrun::secs_arg(spec.duration),
+        crate::stress_spec::secs_arg(spec.duration),
         spec.timeout().as_secs()
     );
     let bspec = spec.boot_spec(kernel, qemu);
@@ -104,7 +105,7 @@ fn interrupted(
     elapsed: std::time::Duration,
     json_path: Option<&std::path::Path>,
 ) -> Result<u8> {
-    let (stats, run_ms) = crate::stressrun::last_stats(out);
+    let (stats, run_ms) = out.last_stats();
     let name = reaper::signal_name(sig);
     let mut text = format!(
         "INTERRUPTED by {name} after {:.1} s: no verdict for {} seed {}\n",

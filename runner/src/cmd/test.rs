@@ -9,7 +9,9 @@ use crate::accel::Chooser;
 use crate::cli::{SuiteArgs, TestArgs};
 use crate::error::{EXIT_FAILURE, EXIT_OK, Result};
 use crate::report::{self, CaseResult, Ktap};
-use crate::suite::{self, Suite};
+use crate::suite::Suite;
+use crate::suite_cases;
+use crate::suite_plan::{self, Item};
 use crate::toolchain;
 
 /// Name of the host-tests case.
@@ -23,7 +25,7 @@ pub fn run(ctx: &Ctx, a: &TestArgs) -> Result<u8> {
 pub fn run_suite(ctx: &Ctx, a: &SuiteArgs, host: bool) -> Result<u8> {
     let selected = |name: &str| a.filter.as_deref().is_none_or(|f| name.contains(f));
     let host = host && selected(HOST_CASE);
-    let items: Vec<suite::Item> = suite::plan(a.machine)
+    let items: Vec<Item> = suite_plan::plan(a.machine)
         .into_iter()
         .filter(|i| i.cases().iter().any(|c| selected(c)))
         .collect();
@@ -62,20 +64,26 @@ pub fn run_suite(ctx: &Ctx, a: &SuiteArgs, host: bool) -> Result<u8> {
             verbose: ctx.verbose,
         };
         for item in &items {
+            // Standard output is gone or full: without a JUnit file no
+            // further case can be reported anywhere.
+            if ktap.write_failed() && a.junit.is_none() {
+                break;
+            }
             s.run_item(item, &selected, &mut ktap);
         }
-        ktap.case(suite::orphan_case());
+        ktap.case(suite_cases::orphan_case());
     }
     if let Some(path) = &a.junit {
         report::write_junit(path, &ktap.results)?;
         ktap.diag(&format!("JUnit XML written to {}", path.display()));
     }
-    println!("{}", ktap.summary());
-    Ok(if ktap.failed() == 0 {
+    let printed = ktap.finish();
+    let code = if ktap.failed() == 0 {
         EXIT_OK
     } else {
         EXIT_FAILURE
-    })
+    };
+    Ok(crate::out::exit_status(printed, code))
 }
 
 /// `cargo test -p stress -p runner`, its output passed through.

@@ -39,8 +39,6 @@ struct Found {
     /// virtio-mmio windows from the DSDT (microvm with ACPI).
     dsdt_virtio_mmio: Vec<cmdline::VirtioMmio>,
     mem_mib: u32,
-    /// `boot_timeline=1`: print the boot timeline (see [`timeline`]).
-    print_timeline: bool,
 }
 
 static FOUND: Once<Found> = Once::new();
@@ -127,10 +125,6 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
         madt_apic_ids: cpus.apic_ids().to_vec(),
         dsdt_virtio_mmio: cpus.virtio_mmio.clone(),
         mem_mib: (mem_bytes >> 20) as u32,
-        print_timeline: boot
-            .cmdline
-            .split_whitespace()
-            .any(|w| w == timeline::CMDLINE_KEY),
     });
     let top = stack::kernel_top(0);
     // SAFETY: `top` is the top of CPU 0's guarded stack, unused so far;
@@ -211,7 +205,7 @@ extern "C" fn bsp_main() -> ! {
     // The disk is initialised by the first `disk::get` (modes that use it).
     disk::set_found(transport);
     timeline::mark("ready");
-    if found.print_timeline {
+    if args.boot_timeline {
         timeline::print();
     }
     modes::run(args, found.madt_apic_ids.len())

@@ -2,7 +2,7 @@
 //! ([`mark`]) and, once the boot is over and the clock calibrated, prints
 //! them all on one diagnostic line ([`print`]) that `cargo xtask bench boot`
 //! reads (format in `docs/contract.md`). Only when the command line says
-//! `boot_timeline=1`: every byte on the serial console costs a few
+//! `boot_timeline=1` (`Cmdline::boot_timeline`): every byte on the serial console costs a few
 //! microseconds (one host `write` each), which the probe should not pay.
 //!
 //! `# boot timeline us: pvh=12 acpi=180 ... virtio=2101`
@@ -14,9 +14,6 @@ use core::fmt::Write;
 
 use crate::arch::sync::IrqMutex;
 use crate::arch::time;
-
-/// The command-line word that asks for the timeline line.
-pub const CMDLINE_KEY: &str = "boot_timeline=1";
 
 /// Most phases kept (more are dropped).
 const MAX_PHASES: usize = 24;

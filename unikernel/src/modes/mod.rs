@@ -1,10 +1,21 @@
 //! What the kernel does once every CPU is up (`mode=` on the command line):
 //! `probe`, `tests`, `crash`, `stress` and `diskbench`.
+//!
+//! The modes are plain users of the platform: they reach the hardware only
+//! through the safe functions of `arch`, `drivers` and `mem`, so this module
+//! and everything under it forbids `unsafe`. The deliberate crashes
+//! (`mode=crash`) are dispatched from here but live in `crate::crash`,
+//! outside the fence, because their unsafe is wrong on purpose.
+#![forbid(unsafe_code)]
+
+mod diskbench;
+mod stress_mode;
+mod tests;
 
 use stress::proto::{ExitCode, Record, Verdict};
 
 use crate::cmdline::{Cmdline, Mode};
-use crate::{console, cpu, crash, diskbench, qemu, stress_mode, tests, time};
+use crate::{console, cpu, crash, qemu, time};
 
 /// Prints `Done` with `verdict` and exits accordingly.
 pub fn done(verdict: Verdict) -> ! {
