@@ -319,7 +319,7 @@ fn boot_bench(ctx: &Ctx, a: &BenchBootArgs) -> Result<u8> {
         }
         text.push_str(&format!(
             "{}/{}: where the probe boot's time goes (medians over the extra \
-             `{TIMELINE_APPEND}` boots; kernel phases from their `# boot timeline` line)",
+             `{TIMELINE_APPEND}` boots; kernel phases from their `# boot timeline` line)\n",
             r.machine, r.accel
         ));
         text.push_str(&format!("{b}\n"));
