@@ -143,13 +143,19 @@ pub static SCENARIO: Scenario = Scenario {
         FailureKind::Conservation,
         FailureKind::Hang,
     ],
-    // Only the clean guard: no variant of this scenario is caught by the
-    // model yet (see docs/scenarios/collapse.md), and a guard that expects a
-    // failure the model does not produce would be a false test.
-    guards: &[Guard {
-        variant: "d22908",
-        expect: Expect::CleanWithWindow,
-    }],
+    // One failing and one clean variant (docs/scenarios/collapse.md): the
+    // invalid page a retrying fault leaves behind shadows the backing page
+    // the collapse then frees with its swap — a lost page.
+    guards: &[
+        Guard {
+            variant: "r357091-before",
+            expect: Expect::Caught(&[FailureKind::StaleData, FailureKind::FreedMapped]),
+        },
+        Guard {
+            variant: "d22908",
+            expect: Expect::CleanWithWindow,
+        },
+    ],
 };
 
 /// The workload of this scenario for one run.
