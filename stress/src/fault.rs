@@ -150,6 +150,9 @@ impl<P: Platform> Vm<P> {
                     }
                     g.pip -= 1;
                     drop(g);
+                    // A site for scripted tests: the fault has let go of the
+                    // chain (its top-object page freed or left behind).
+                    self.site(td, Site::FaultBusyRetry)?;
                     self.object_deallocate(td, fs.first_object.clone())?;
                     return Ok(Some(Ok(Retry::BusyPage)));
                 }

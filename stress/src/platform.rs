@@ -46,11 +46,14 @@ pub enum Site {
     ForkDone,
     /// pageout is about to write a cluster to swap.
     PageoutIo,
+    /// vm_fault woke from a busy page below the top object, dropped its
+    /// paging reference there, and is about to retry (collapse scenario).
+    FaultBusyRetry,
 }
 
 impl Site {
     /// Every site.
-    pub const ALL: [Site; 10] = [
+    pub const ALL: [Site; 11] = [
         Site::GetpagesPbuf,
         Site::GetpagesIo,
         Site::GetpagesDone,
@@ -61,6 +64,7 @@ impl Site {
         Site::ForkLocked,
         Site::ForkDone,
         Site::PageoutIo,
+        Site::FaultBusyRetry,
     ];
 
     /// The kebab-case name.
@@ -76,6 +80,7 @@ impl Site {
             Site::ForkLocked => "fork-locked",
             Site::ForkDone => "fork-done",
             Site::PageoutIo => "pageout-io",
+            Site::FaultBusyRetry => "fault-busy-retry",
         }
     }
 }
