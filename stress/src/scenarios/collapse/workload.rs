@@ -82,7 +82,7 @@ impl Tree {
         c.delays.push(Delay {
             site: Site::FaultBusyRetry,
             per_64k: 65_536,
-            max_ns: 2_000_000,
+            max_ns: 8_000_000,
         });
         c
     }
