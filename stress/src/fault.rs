@@ -150,6 +150,13 @@ impl<P: Platform> Vm<P> {
                     }
                     g.pip -= 1;
                     drop(g);
+                    // A site of the collapse scenario (its delay, scripted
+                    // tests): the fault has let go of the chain, its
+                    // top-object page freed or left behind. Other scenarios
+                    // do not reach it, so their schedules stay as measured.
+                    if self.cfg.window == crate::sites::Window::CollapseMetFault {
+                        self.site(td, Site::FaultBusyRetry)?;
+                    }
                     self.object_deallocate(td, fs.first_object.clone())?;
                     return Ok(Some(Ok(Retry::BusyPage)));
                 }

@@ -539,7 +539,16 @@ impl<P: Platform> Vm<P> {
                         pp = None;
                     }
                     if pp.is_some() || g.swblk.contains_key(&np) {
-                        // Shadowed: the backing page goes.
+                        // Shadowed: the backing page goes — and, in FreeBSD's
+                        // scan, its swap space with it (swap_pager_freespace).
+                        // Not under a clean parent page without swap: the
+                        // model's fault can leave a clean copy-on-write copy
+                        // that its page daemon drops (as in `shadows`).
+                        let clean_copy = pp.is_some_and(|pp| pp.valid && !pp.dirty)
+                            && !g.swblk.contains_key(&np);
+                        if s.collapse_asserts_unmapped && !clean_copy {
+                            self.swp_meta_free(&mut bg, p);
+                        }
                         self.collapse_free(td, backing.id, &mut bg, p)?;
                     } else if let Some(pg) = bg.pages.remove(&p)
                         && self.page_insert(obj, &mut g, np, pg).is_err()
@@ -635,6 +644,13 @@ impl<P: Platform> Vm<P> {
                 let np = p - offset;
                 let pp = g.lookup(np);
                 if pp.is_some_and(|pp| !pp.valid) {
+                    continue;
+                }
+                // r291576 site: OBSC_COLLAPSE_NOWAIT meets a busy parent
+                // page (a fault may still map the backing one): skip it.
+                if self.cfg.sites.collapse_busy_parent_wait
+                    && pp.is_some_and(|pp| self.pages.busied(pp.frame))
+                {
                     continue;
                 }
                 if pp.is_none() && !g.swblk.contains_key(&np) {

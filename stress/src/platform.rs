@@ -51,11 +51,14 @@ pub enum Site {
     SwapoffUnlocked,
     /// swapoff holds its busy pages and is about to read their blocks.
     SwapoffIo,
+    /// vm_fault woke from a busy page below the top object, dropped its
+    /// paging reference there, and is about to retry (collapse scenario).
+    FaultBusyRetry,
 }
 
 impl Site {
     /// Every site.
-    pub const ALL: [Site; 12] = [
+    pub const ALL: [Site; 13] = [
         Site::GetpagesPbuf,
         Site::GetpagesIo,
         Site::GetpagesDone,
@@ -68,6 +71,7 @@ impl Site {
         Site::PageoutIo,
         Site::SwapoffUnlocked,
         Site::SwapoffIo,
+        Site::FaultBusyRetry,
     ];
 
     /// The kebab-case name.
@@ -85,6 +89,7 @@ impl Site {
             Site::PageoutIo => "pageout-io",
             Site::SwapoffUnlocked => "swapoff-unlocked",
             Site::SwapoffIo => "swapoff-io",
+            Site::FaultBusyRetry => "fault-busy-retry",
         }
     }
 }

@@ -46,7 +46,8 @@ pub struct Sites {
     // The collapse family (scenario `collapse`). All off: the collapse the
     // D15293 scenario runs (it waits for paging to drain and then merges).
     /// The collapse scan frees a page as FreeBSD does: asserting that no
-    /// pmap maps it ("freeing mapped page", a `freed-mapped` failure). Off:
+    /// pmap maps it ("freeing mapped page", a `freed-mapped` failure), and
+    /// a shadowed backing page together with its swap space. Off:
     /// the model's older collapse, which unmapped the page first and so hid
     /// that failure (kept for the D15293 scenario, whose figures it made).
     pub collapse_asserts_unmapped: bool,
@@ -55,7 +56,8 @@ pub struct Sites {
     /// without waiting for anything (FreeBSD before D22908).
     pub collapse_quick: bool,
     /// The collapse scan sleeps on a busy page of the parent at the index
-    /// it is about to decide on (r291576, D4146, 2015).
+    /// it is about to decide on, and qcollapse skips that index
+    /// (r291576, D4146, 2015).
     pub collapse_busy_parent_wait: bool,
     /// The collapse scan marks the backing object `OBJ_DEAD` when it starts
     /// (faults that reach it retry), not only when it is done.

@@ -5,17 +5,16 @@
 //! Forks build shadow chains; when a child exits, a backing object is left
 //! with one shadow and is collapsed into it (full collapse) or skipped
 //! (bypass), while the parent's faults walk the chain, swap in and copy on
-//! write. Before D22908 a collapse with paging in progress ran
-//! `vm_object_qcollapse`, which frees shadowed backing pages without
-//! waiting for anything: a copy-on-write fault that has made the parent's
-//! page valid but not yet replaced its old translation still maps the
-//! backing page it copied — and qcollapse frees it ("freeing mapped page").
-//! D22908 removed qcollapse and lets the real scan run with faults in flight
-//! (`OBJ_COLLAPSING`); the scan waits for the parent's busy page. r357091
-//! fixed the collapse against a fault that, retrying, left an invalid page
-//! behind in the top object: before it, that page "shadowed" the backing
-//! object's data, which collapse then freed (a lost page). The interleavings
-//! and measurements are in `docs/scenarios/collapse.md`.
+//! write. Before D22908 a collapse waited for paging to drain (with paging
+//! in progress only `vm_object_qcollapse` ran, skipping busy and invalid
+//! parent pages); D22908 removed qcollapse and lets the real scan run with
+//! faults in flight (`OBJ_COLLAPSING`), waiting for the parent's busy page.
+//! The race the model catches is r357091's: a fault that met a busy page
+//! below its top object left its invalid page there (the early-2020
+//! fault); the scan took that page for the parent's data and freed the
+//! backing page with its swap space — a lost page, read as zeros by the
+//! retry. r357091 frees invalid parent pages instead. The interleavings and
+//! measurements are in `docs/scenarios/collapse.md`.
 
 pub mod workload;
 
@@ -143,13 +142,19 @@ pub static SCENARIO: Scenario = Scenario {
         FailureKind::Conservation,
         FailureKind::Hang,
     ],
-    // Only the clean guard: no variant of this scenario is caught by the
-    // model yet (see docs/scenarios/collapse.md), and a guard that expects a
-    // failure the model does not produce would be a false test.
-    guards: &[Guard {
-        variant: "d22908",
-        expect: Expect::CleanWithWindow,
-    }],
+    // One failing and one clean variant (docs/scenarios/collapse.md): the
+    // invalid page a retrying fault leaves behind shadows the backing page
+    // the collapse then frees with its swap — a lost page.
+    guards: &[
+        Guard {
+            variant: "r357091-before",
+            expect: Expect::Caught(&[FailureKind::StaleData, FailureKind::FreedMapped]),
+        },
+        Guard {
+            variant: "d22908",
+            expect: Expect::CleanWithWindow,
+        },
+    ],
 };
 
 /// The workload of this scenario for one run.

@@ -75,6 +75,15 @@ impl Tree {
                 };
             }
         }
+        // A fault that woke from a busy page below its top object lingers
+        // before it retries: the time its top-object page (freed, or left
+        // behind invalid by the early-2020 fault) meets a collapse scan.
+        // Every variant runs the same delay.
+        c.delays.push(Delay {
+            site: Site::FaultBusyRetry,
+            per_64k: 65_536,
+            max_ns: 8_000_000,
+        });
         c
     }
 
