@@ -96,6 +96,27 @@ pub type ObjGuard = lock_api::ArcMutexGuard<RawSpin, ObjInner>;
 pub struct Occupied(pub FrameId);
 
 impl ObjInner {
+    /// `vm_object_pip_add`: `n` more paging operations in progress on this
+    /// object.
+    #[inline]
+    pub fn vm_object_pip_add(&mut self, n: u32) {
+        self.pip += n;
+    }
+
+    /// `vm_object_pip_wakeupn`: `n` paging operations done. The model's
+    /// waiters poll `pip` (see `pip_wait`), so waking them is the decrement.
+    #[inline]
+    pub fn vm_object_pip_wakeupn(&mut self, n: u32) {
+        self.pip -= n;
+    }
+
+    /// `vm_object_pip_wakeup`: one paging operation done
+    /// (`vm_object_pip_wakeupn(1)`).
+    #[inline]
+    pub fn vm_object_pip_wakeup(&mut self) {
+        self.vm_object_pip_wakeupn(1);
+    }
+
     /// `vm_page_lookup`.
     pub fn lookup(&self, pindex: u64) -> Option<Pg> {
         self.pages.get(&pindex).copied()
@@ -479,8 +500,8 @@ impl<P: Platform> Vm<P> {
                 // the parent or the backing object.
                 self.window(td, Window::CollapseMetFault);
             }
-            g.pip += 1;
-            bg.pip += 1;
+            g.vm_object_pip_add(1);
+            bg.vm_object_pip_add(1);
             if s.collapse_dead_at_start {
                 bg.flags |= DEAD;
             }
@@ -592,7 +613,7 @@ impl<P: Platform> Vm<P> {
             }
             g.backing = bb;
             g.backing_offset += bg.backing_offset;
-            bg.pip -= 1;
+            bg.vm_object_pip_wakeup();
             bg.kind = ObjKind::Dead;
             bg.flags |= DEAD;
             bg.ref_count = 0;
@@ -600,7 +621,7 @@ impl<P: Platform> Vm<P> {
             bg.shadow_count = 0;
             drop(bg);
             self.live_objects.fetch_sub(1, Ordering::Relaxed);
-            g.pip -= 1;
+            g.vm_object_pip_wakeup();
             g.flags &= !COLLAPSING;
             self.count(td, Counter::collapses);
             self.trace(td, Ev::Collapse, obj.id, 0, backing.id as u64);
