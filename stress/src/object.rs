@@ -43,8 +43,11 @@ pub enum ObjKind {
 /// A resident page as its object sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pg {
+    /// The frame holding the page.
     pub frame: FrameId,
+    /// `vm_page_all_valid`: contents loaded.
     pub valid: bool,
+    /// Modified since last written to swap.
     pub dirty: bool,
     /// `VPO_SWAPINPROG`.
     pub swapinprog: bool,
@@ -52,12 +55,17 @@ pub struct Pg {
 
 /// An object's state, protected by its lock.
 pub struct ObjInner {
+    /// `type`.
     pub kind: ObjKind,
     /// Size in pages.
     pub size: u64,
+    /// `ref_count`.
     pub ref_count: u32,
+    /// `shadow_count`.
     pub shadow_count: u32,
+    /// `flags` (`DEAD`, `ONEMAPPING`, `SPLIT`, ...).
     pub flags: u32,
+    /// `backing_object`.
     pub backing: Option<Arc<VmObject>>,
     /// `backing_object_offset`, in pages.
     pub backing_offset: u64,
@@ -82,6 +90,7 @@ pub type RawSpin = spin::Mutex<()>;
 
 /// One VM object.
 pub struct VmObject {
+    /// Model id (trace events and failures name it).
     pub id: u32,
     /// Behind an `Arc` of its own so that a held lock (an owned guard) does
     /// not borrow the object: the fault walks shadow chains lock in hand.
@@ -140,6 +149,7 @@ impl ObjInner {
         matches!(self.kind, ObjKind::Default | ObjKind::Swap)
     }
 
+    /// `OBJ_DEAD` set or `OBJT_DEAD`: being or been terminated.
     pub fn dead(&self) -> bool {
         self.flags & DEAD != 0 || self.kind == ObjKind::Dead
     }

@@ -25,9 +25,13 @@ pub const SWB_NPAGES: u64 = 16;
 /// One page-in request: the busy page `m` at `pindex`, and the read-behind
 /// and read-ahead wishes (clipped in place to what was read).
 pub struct PageIn<'a> {
+    /// Index of the requested page.
     pub pindex: u64,
+    /// The busy page to fill.
     pub m: FrameId,
+    /// Read-behind wish; clipped to what was read.
     pub rbehind: &'a mut u64,
+    /// Read-ahead wish; clipped to what was read.
     pub rahead: &'a mut u64,
 }
 
