@@ -31,6 +31,7 @@ use crate::trace::{CpuTrace, Ev};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChromeTrace {
+    /// The events, in any order.
     pub trace_events: Vec<ChromeEvent>,
     /// How viewers show times (`ts` is always in microseconds).
     pub display_time_unit: TimeUnit,
@@ -43,7 +44,9 @@ pub struct ChromeTrace {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeUnit {
+    /// Milliseconds.
     Ms,
+    /// Nanoseconds.
     Ns,
 }
 
@@ -51,14 +54,19 @@ pub enum TimeUnit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     #[serde(rename = "B")]
+    /// `B`: a duration begins.
     Begin,
     #[serde(rename = "E")]
+    /// `E`: a duration ends.
     End,
     #[serde(rename = "X")]
+    /// `X`: a complete event (`ts` + `dur`).
     Complete,
     #[serde(rename = "i", alias = "I")]
+    /// `i`: an instant event.
     Instant,
     #[serde(rename = "M")]
+    /// `M`: metadata (process and thread names).
     Metadata,
 }
 
@@ -66,27 +74,34 @@ pub enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
     #[serde(rename = "g")]
+    /// `g`: the whole trace.
     Global,
     #[serde(rename = "p")]
+    /// `p`: the process.
     Process,
     #[serde(rename = "t")]
+    /// `t`: the thread.
     Thread,
 }
 
 /// One trace event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChromeEvent {
+    /// The event's name.
     pub name: String,
     /// Comma-separated categories.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cat: String,
+    /// The event type.
     pub ph: Phase,
     /// Microseconds.
     pub ts: f64,
     /// Microseconds (complete events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dur: Option<f64>,
+    /// Process id (one run).
     pub pid: u32,
+    /// Thread id (one CPU).
     pub tid: u32,
     /// Instant events.
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +110,7 @@ pub struct ChromeEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cname: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Free-form arguments shown in the viewer.
     pub args: BTreeMap<String, Value>,
 }
 

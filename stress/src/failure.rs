@@ -77,13 +77,16 @@ impl fmt::Display for FailureKind {
 /// One caught failure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// What kind of failure the oracle caught.
     pub kind: FailureKind,
+    /// The run's seed (replays it).
     pub seed: u64,
     /// The scenario run. Written only when not the default scenario, so
     /// the records of the first scenario read exactly as before; a record
     /// without it is of the default scenario.
     #[serde(default, skip_serializing_if = "ScenarioId::is_default")]
     pub scenario: ScenarioId,
+    /// The variant run (it names its patch).
     pub variant: Variant,
     /// The CPU whose oracle fired.
     pub cpu: u32,

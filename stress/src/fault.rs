@@ -116,7 +116,7 @@ impl<P: Platform> Vm<P> {
         // Reference the first object and mark paging in progress.
         let mut g = self.lock_obj(td, &fs.first_object)?;
         g.ref_count += 1;
-        g.pip += 1;
+        g.vm_object_pip_add(1);
         let mut object = fs.first_object.clone();
         let mut pindex = fs.first_pindex;
 
@@ -148,7 +148,7 @@ impl<P: Platform> Vm<P> {
                         self.page_busy_sleep(td, g, object.id, pindex, pg.frame)?;
                         g = self.lock_obj(td, &object)?;
                     }
-                    g.pip -= 1;
+                    g.vm_object_pip_wakeup();
                     drop(g);
                     // A site of the collapse scenario (its delay, scripted
                     // tests): the fault has let go of the chain, its
@@ -234,7 +234,7 @@ impl<P: Platform> Vm<P> {
                 None => {
                     // Nothing below: zero-fill the page in the top object.
                     if !same(&object, &fs.first_object) {
-                        g.pip -= 1;
+                        g.vm_object_pip_wakeup();
                         drop(g);
                         object = fs.first_object.clone();
                         pindex = fs.first_pindex;
@@ -273,9 +273,9 @@ impl<P: Platform> Vm<P> {
                         return Ok(Some(Ok(Retry::Collapsing)));
                     }
                     let mut ng = self.lock_obj(td, &next)?;
-                    ng.pip += 1;
+                    ng.vm_object_pip_add(1);
                     if !same(&object, &fs.first_object) {
-                        g.pip -= 1;
+                        g.vm_object_pip_wakeup();
                     }
                     pindex += g.backing_offset;
                     drop(g);
@@ -293,7 +293,7 @@ impl<P: Platform> Vm<P> {
                 let fm = fs.first_m.take().expect("top object has its page");
                 self.pages.copy(m, fm);
                 self.pages.xunbusy(m); // release_page
-                g.pip -= 1;
+                g.vm_object_pip_wakeup();
                 drop(g);
                 object = fs.first_object.clone();
                 pindex = fs.first_pindex;
@@ -366,7 +366,7 @@ impl<P: Platform> Vm<P> {
         {
             self.page_free(td, fs.first_object.id, &mut fg, fs.first_pindex)?;
         }
-        fg.pip -= 1;
+        fg.vm_object_pip_wakeup();
         Ok(())
     }
 
@@ -386,7 +386,7 @@ impl<P: Platform> Vm<P> {
                 0,
             );
         }
-        fg.pip -= 1;
+        fg.vm_object_pip_wakeup();
         Ok(())
     }
 
@@ -399,7 +399,7 @@ impl<P: Platform> Vm<P> {
         mut g: ObjGuard,
         fs: &mut Fs<'_>,
     ) -> Res<()> {
-        g.pip -= 1;
+        g.vm_object_pip_wakeup();
         drop(g);
         if !same(object, &fs.first_object) {
             self.free_first_m(td, fs)?;

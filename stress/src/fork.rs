@@ -17,8 +17,11 @@ use crate::vm::{Res, Td, Vm};
 /// clipped into several entries at the given offsets (pages from `start`).
 #[derive(Clone, Debug)]
 pub struct Region {
+    /// First vpn.
     pub start: u64,
+    /// Length in pages.
     pub pages: u64,
+    /// Clip offsets (pages from `start`).
     pub clips: Vec<u64>,
 }
 

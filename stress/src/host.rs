@@ -25,6 +25,7 @@ pub struct MemDisk {
 }
 
 impl MemDisk {
+    /// A disk of `pages` pages, all reading as zeros.
     pub fn new(pages: u64) -> Self {
         MemDisk {
             blocks: (0..pages).map(|_| Mutex::new(None)).collect(),
@@ -47,6 +48,7 @@ struct ScriptState {
 }
 
 impl Script {
+    /// A script with no holds.
     pub fn new() -> Arc<Self> {
         Arc::new(Script::default())
     }
@@ -186,10 +188,12 @@ pub struct HostRun {
     pub failure: Option<Failure>,
     /// The watchdog's hang.
     pub hang: Option<HangReport>,
+    /// Counters summed over CPUs at the end.
     pub stats: Stats,
     /// Conservation after the clean end and after tearing everything down
     /// (only on a clean end).
     pub census: Option<(Census, Census)>,
+    /// Wall-clock time of the run.
     pub elapsed: Duration,
 }
 

@@ -25,19 +25,24 @@ use crate::vm::{Res, Td, Vm, Wait};
 /// Who wrote a page last, as an image expects it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
+    /// The incarnation that wrote the page.
     pub lineage: u32,
+    /// Bumped by every store to the page.
     pub version: u32,
 }
 
 /// One translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pte {
+    /// The frame mapped.
     pub frame: FrameId,
+    /// Mapped writable (else copy-on-write or read-only).
     pub writable: bool,
 }
 
 /// A software pmap plus the image's expectations.
 pub struct Pmap {
+    /// Translations by vpn.
     pub ptes: BTreeMap<u64, Pte>,
     /// vpn -> stamp; absent means the page must read as zeros.
     pub expect: BTreeMap<u64, Stamp>,
@@ -47,8 +52,11 @@ pub struct Pmap {
 
 /// One image slot.
 pub struct Image {
+    /// Slot index.
     pub id: u32,
+    /// The slot's `vm_map`.
     pub map: VmMap,
+    /// The slot's pmap and expectations.
     pub pmap: Lock<Pmap>,
     pub(crate) live: AtomicBool,
 }
@@ -60,6 +68,7 @@ pub struct Images {
 }
 
 impl Images {
+    /// `n` free slots.
     pub fn new(n: usize) -> Self {
         Images {
             slots: (0..n as u32)
@@ -78,6 +87,7 @@ impl Images {
         }
     }
 
+    /// Slot `id`.
     pub fn get(&self, id: u32) -> &Image {
         &self.slots[id as usize]
     }

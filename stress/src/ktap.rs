@@ -30,9 +30,13 @@ pub enum KtapLine<'a> {
     Plan(u32),
     /// `ok N desc [# directive]` / `not ok N desc [# directive]`
     Result {
+        /// `ok` (else `not ok`).
         ok: bool,
+        /// Test number.
         num: u32,
+        /// Description.
         desc: &'a str,
+        /// `SKIP`/`TODO` directive, if any.
         directive: Option<&'a str>,
     },
 }

@@ -27,6 +27,7 @@
 //! a failure's trace as a [`timeline`] of spans and as a [`chrome_trace`].
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(any(test, feature = "std"))]

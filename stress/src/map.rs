@@ -20,11 +20,15 @@ pub const NEEDS_COPY: u32 = 1 << 1;
 /// One map entry.
 #[derive(Clone)]
 pub struct Entry {
+    /// First vpn.
     pub start: u64,
+    /// End vpn (exclusive).
     pub end: u64,
+    /// The backing `vm_object`.
     pub object: Arc<VmObject>,
     /// Offset into the object, in pages.
     pub offset: u64,
+    /// `eflags` (`COW`, `NEEDS_COPY`).
     pub eflags: u32,
 }
 
@@ -37,6 +41,7 @@ impl Entry {
 
 /// A map's state, protected by the map lock.
 pub struct MapInner {
+    /// Bumped by every exclusive lock (`vm_map_lock`).
     pub timestamp: u32,
     /// Entries by start vpn.
     pub entries: BTreeMap<u64, Entry>,
@@ -70,16 +75,20 @@ pub struct VmMap {
 /// What `vm_map_lookup` found for a fault.
 #[derive(Clone)]
 pub struct Lookup {
+    /// The object holding the page (`first_object`).
     pub object: Arc<VmObject>,
+    /// The page index in it (`first_pindex`).
     pub pindex: u64,
     /// Entry bounds (vpn), for sizing read-behind/ahead.
     pub e_start: u64,
+    /// End vpn of the entry (exclusive).
     pub e_end: u64,
     /// May the page be mapped writable?
     pub writable: bool,
 }
 
 impl VmMap {
+    /// An empty map.
     pub fn new() -> Self {
         VmMap {
             lock: SxLock::new(MapInner {

@@ -43,8 +43,11 @@ pub enum ObjKind {
 /// A resident page as its object sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pg {
+    /// The frame holding the page.
     pub frame: FrameId,
+    /// `vm_page_all_valid`: contents loaded.
     pub valid: bool,
+    /// Modified since last written to swap.
     pub dirty: bool,
     /// `VPO_SWAPINPROG`.
     pub swapinprog: bool,
@@ -52,12 +55,17 @@ pub struct Pg {
 
 /// An object's state, protected by its lock.
 pub struct ObjInner {
+    /// `type`.
     pub kind: ObjKind,
     /// Size in pages.
     pub size: u64,
+    /// `ref_count`.
     pub ref_count: u32,
+    /// `shadow_count`.
     pub shadow_count: u32,
+    /// `flags` (`DEAD`, `ONEMAPPING`, `SPLIT`, ...).
     pub flags: u32,
+    /// `backing_object`.
     pub backing: Option<Arc<VmObject>>,
     /// `backing_object_offset`, in pages.
     pub backing_offset: u64,
@@ -82,6 +90,7 @@ pub type RawSpin = spin::Mutex<()>;
 
 /// One VM object.
 pub struct VmObject {
+    /// Model id (trace events and failures name it).
     pub id: u32,
     /// Behind an `Arc` of its own so that a held lock (an owned guard) does
     /// not borrow the object: the fault walks shadow chains lock in hand.
@@ -96,6 +105,27 @@ pub type ObjGuard = lock_api::ArcMutexGuard<RawSpin, ObjInner>;
 pub struct Occupied(pub FrameId);
 
 impl ObjInner {
+    /// `vm_object_pip_add`: `n` more paging operations in progress on this
+    /// object.
+    #[inline]
+    pub fn vm_object_pip_add(&mut self, n: u32) {
+        self.pip += n;
+    }
+
+    /// `vm_object_pip_wakeupn`: `n` paging operations done. The model's
+    /// waiters poll `pip` (see `pip_wait`), so waking them is the decrement.
+    #[inline]
+    pub fn vm_object_pip_wakeupn(&mut self, n: u32) {
+        self.pip -= n;
+    }
+
+    /// `vm_object_pip_wakeup`: one paging operation done
+    /// (`vm_object_pip_wakeupn(1)`).
+    #[inline]
+    pub fn vm_object_pip_wakeup(&mut self) {
+        self.vm_object_pip_wakeupn(1);
+    }
+
     /// `vm_page_lookup`.
     pub fn lookup(&self, pindex: u64) -> Option<Pg> {
         self.pages.get(&pindex).copied()
@@ -119,6 +149,7 @@ impl ObjInner {
         matches!(self.kind, ObjKind::Default | ObjKind::Swap)
     }
 
+    /// `OBJ_DEAD` set or `OBJT_DEAD`: being or been terminated.
     pub fn dead(&self) -> bool {
         self.flags & DEAD != 0 || self.kind == ObjKind::Dead
     }
@@ -479,8 +510,8 @@ impl<P: Platform> Vm<P> {
                 // the parent or the backing object.
                 self.window(td, Window::CollapseMetFault);
             }
-            g.pip += 1;
-            bg.pip += 1;
+            g.vm_object_pip_add(1);
+            bg.vm_object_pip_add(1);
             if s.collapse_dead_at_start {
                 bg.flags |= DEAD;
             }
@@ -592,7 +623,7 @@ impl<P: Platform> Vm<P> {
             }
             g.backing = bb;
             g.backing_offset += bg.backing_offset;
-            bg.pip -= 1;
+            bg.vm_object_pip_wakeup();
             bg.kind = ObjKind::Dead;
             bg.flags |= DEAD;
             bg.ref_count = 0;
@@ -600,7 +631,7 @@ impl<P: Platform> Vm<P> {
             bg.shadow_count = 0;
             drop(bg);
             self.live_objects.fetch_sub(1, Ordering::Relaxed);
-            g.pip -= 1;
+            g.vm_object_pip_wakeup();
             g.flags &= !COLLAPSING;
             self.count(td, Counter::collapses);
             self.trace(td, Ev::Collapse, obj.id, 0, backing.id as u64);

@@ -21,9 +21,13 @@ use crate::vm::Vm;
 /// A conservation summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Census {
+    /// Frames in total.
     pub frames: usize,
+    /// Frames on the free list.
     pub free_frames: usize,
+    /// Pages resident in objects.
     pub resident: usize,
+    /// Objects alive.
     pub objects: usize,
     /// Swap blocks allocated (as many as the objects reference).
     pub swap_used: u64,

@@ -29,8 +29,11 @@ pub type PageData = [u8; PAGE_SIZE];
 /// Who a frame belongs to (a hint until the owner's lock is taken).
 #[derive(Clone)]
 pub struct Owner {
+    /// The owning object.
     pub obj: Weak<VmObject>,
+    /// Its id.
     pub obj_id: u32,
+    /// The page index in it.
     pub pindex: u64,
 }
 
@@ -70,15 +73,18 @@ impl PageTable {
         }
     }
 
+    /// Frames in total.
     pub fn len(&self) -> usize {
         self.frames.len()
     }
 
+    /// No frames at all.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
 
     #[inline]
+    /// Frame `f`.
     pub fn frame(&self, f: FrameId) -> &Frame {
         &self.frames[f as usize]
     }

@@ -20,6 +20,7 @@ pub const CLUSTER: u64 = 16;
 pub struct Hand(AtomicU32);
 
 impl Hand {
+    /// The hand at frame 0.
     pub const fn new() -> Self {
         Hand(AtomicU32::new(0))
     }

@@ -20,6 +20,7 @@ pub const PBUF_PAGES: usize = 32;
 
 /// One I/O buffer.
 pub struct Pbuf {
+    /// The buffer: `PBUF_PAGES` pages.
     pub data: Box<[u8]>,
 }
 

@@ -68,7 +68,9 @@ impl ExitCode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
+    /// Every check passed.
     Pass,
+    /// A check failed.
     Fail,
 }
 
@@ -79,8 +81,11 @@ pub struct Exception {
     pub vector: u8,
     /// Its name ("page fault").
     pub name: String,
+    /// The error code pushed, if any.
     pub error_code: Option<u64>,
+    /// Faulting instruction pointer.
     pub rip: u64,
+    /// Stack pointer at the fault.
     pub rsp: u64,
     /// CR2 for page faults.
     pub cr2: Option<u64>,
@@ -91,6 +96,7 @@ pub struct Exception {
 /// What one CPU was waiting on when the watchdog fired.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuWait {
+    /// The CPU.
     pub cpu: u32,
     /// Human-readable wait, e.g. "busy page obj 7 pindex 12" or "running".
     pub wait: String,
@@ -116,34 +122,55 @@ pub enum Record {
         cmdline: String,
     },
     /// Every CPU checked in; `boot_ns` is the time from entry to now.
-    Ready { cpus: u32, boot_ns: u64 },
+    Ready {
+        /// CPUs that checked in.
+        cpus: u32,
+        /// Nanoseconds from entry to now.
+        boot_ns: u64,
+    },
     /// Periodic progress of a stress run.
-    Progress { ms: u64, stats: Stats },
+    Progress {
+        /// Milliseconds since the run started.
+        ms: u64,
+        /// Counters so far.
+        stats: Stats,
+    },
     /// An oracle caught a failure.
     Failure(Failure),
     /// The watchdog saw no progress for `ms` milliseconds.
     Hang {
+        /// Longest stall, in ms.
         ms: u64,
+        /// What every CPU waits on.
         waits: Vec<CpuWait>,
+        /// Every CPU's last trace events.
         traces: Vec<CpuTrace>,
     },
     /// A kernel panic or an unexpected CPU exception.
     Panic {
+        /// The CPU that panicked.
         cpu: u32,
+        /// The panic message.
         message: String,
+        /// The CPU exception, if one caused it.
         exception: Option<Exception>,
     },
     /// A named measurement (benchmarks), e.g. `virtio_read_bytes`.
     Measure {
+        /// Measurement name.
         name: String,
+        /// Its value.
         value: u64,
         /// "bytes", "ns", "count", ...
         unit: String,
     },
     /// Last record before the kernel exits: its own verdict.
     Done {
+        /// The kernel's verdict.
         verdict: Verdict,
+        /// Milliseconds since boot.
         ms: u64,
+        /// Final counters (stress runs).
         stats: Option<Stats>,
     },
 }
@@ -155,6 +182,7 @@ pub struct Frame {
     pub seq: u64,
     /// The CPU that wrote the line.
     pub cpu: u32,
+    /// The record.
     pub rec: Record,
 }
 
@@ -171,6 +199,7 @@ pub struct Frame {
 pub struct StressRequest {
     /// The variant (it names its scenario).
     pub variant: Variant,
+    /// The seed of the workload's random streams.
     pub seed: u64,
     /// How long the workload runs.
     pub duration_ms: u64,
@@ -346,7 +375,9 @@ pub enum Garble {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Line<'a> {
+    /// A protocol record line.
     Record(Frame),
+    /// A KTAP line.
     Ktap(KtapLine<'a>),
     /// `# ...` (the text after `#`, trimmed).
     Diag(&'a str),

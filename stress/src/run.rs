@@ -173,7 +173,9 @@ impl Watchdog {
 pub struct HangReport {
     /// The longest stall, in ms.
     pub ms: u64,
+    /// What every CPU waits on.
     pub waits: Vec<CpuWait>,
+    /// Every CPU's last trace events.
     pub traces: Vec<CpuTrace>,
 }
 
@@ -206,14 +208,21 @@ pub enum End {
     /// The watchdog saw no progress.
     Hang(HangReport),
     /// A clean end: the census after the run and after the teardown.
-    Done { before: Census, after: Census },
+    Done {
+        /// The census after the run.
+        before: Census,
+        /// The census after the teardown.
+        after: Census,
+    },
 }
 
 /// One stress run of a scenario's variant on one machine.
 pub struct Driver<P: Platform> {
+    /// The machine.
     pub vm: Vm<P>,
     race: Box<dyn Race<P>>,
     roles: Vec<Role>,
+    /// The hang watchdog.
     pub dog: Watchdog,
     seed: u64,
     progress_ns: AtomicU64,

@@ -12,7 +12,12 @@ macro_rules! counters {
         /// Names one counter.
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Counter { $( $name ),* }
+        pub enum Counter {
+            $(
+                #[doc = concat!("The counter [`Stats::", stringify!($name), "`].")]
+                $name
+            ),*
+        }
 
         impl Counter {
             /// Every counter, in declaration order.

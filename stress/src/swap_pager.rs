@@ -25,9 +25,13 @@ pub const SWB_NPAGES: u64 = 16;
 /// One page-in request: the busy page `m` at `pindex`, and the read-behind
 /// and read-ahead wishes (clipped in place to what was read).
 pub struct PageIn<'a> {
+    /// Index of the requested page.
     pub pindex: u64,
+    /// The busy page to fill.
     pub m: FrameId,
+    /// Read-behind wish; clipped to what was read.
     pub rbehind: &'a mut u64,
+    /// Read-ahead wish; clipped to what was read.
     pub rahead: &'a mut u64,
 }
 
@@ -267,7 +271,7 @@ impl<P: Platform> Vm<P> {
         run.push((pindex, m));
         run.extend_from_slice(&ahead);
         let count = run.len();
-        g.pip += count as u32;
+        g.vm_object_pip_add(count as u32);
         for (p, _) in &run {
             if let Some(pg) = g.pages.get_mut(p) {
                 pg.swapinprog = true;
@@ -324,7 +328,7 @@ impl<P: Platform> Vm<P> {
                 }
             }
         }
-        g.pip -= count as u32;
+        g.vm_object_pip_wakeupn(count as u32);
         self.pbufs.put(pbuf);
         self.trace(td, Ev::SwapReadDone, obj.id, first, count as u64);
         drop(g);
@@ -363,7 +367,7 @@ impl<P: Platform> Vm<P> {
             self.swp_meta_build(&mut g, first + i, blk + i);
             self.trace(td, Ev::Pageout, obj.id, first + i, blk + i);
         }
-        g.pip += n as u32;
+        g.vm_object_pip_add(n as u32);
         drop(g);
         let mut buf = vec![0u8; frames.len() * PAGE_SIZE];
         for (i, f) in frames.iter().enumerate() {
@@ -387,7 +391,7 @@ impl<P: Platform> Vm<P> {
             }
             self.pages.xunbusy(*f);
         }
-        g.pip -= n as u32;
+        g.vm_object_pip_wakeupn(n as u32);
         if ok {
             self.count_n(td, Counter::pageouts, n);
         }

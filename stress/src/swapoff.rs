@@ -99,9 +99,9 @@ impl<P: Platform> Vm<P> {
                     continue;
                 }
                 let mut g = g;
-                g.pip += 1;
+                g.vm_object_pip_add(1);
                 let mut g = self.swapoff_object(td, &obj, g, dev)?;
-                g.pip -= 1;
+                g.vm_object_pip_wakeup();
                 drop(g);
                 self.beat(td);
             }
@@ -283,7 +283,7 @@ impl<P: Platform> Vm<P> {
         p0: u64,
         n: u64,
     ) -> Res<ObjGuard> {
-        g.pip += n as u32;
+        g.vm_object_pip_add(n as u32);
         // vm_page_grab_pages.
         let mut ma: Vec<(FrameId, bool)> = Vec::new();
         while (ma.len() as u64) < n {
@@ -325,7 +325,7 @@ impl<P: Platform> Vm<P> {
             self.pages.xunbusy(ma[i].0);
             j = i + 1;
         }
-        g.pip -= n as u32;
+        g.vm_object_pip_wakeupn(n as u32);
         Ok(g)
     }
 
@@ -492,7 +492,7 @@ impl<P: Platform> Vm<P> {
                     // vm_page_tryxbusy failed: leave it for the next pass.
                     Some(_) => continue,
                 };
-                g.pip += 1;
+                g.vm_object_pip_add(1);
                 let mut behind = 0;
                 let mut ahead = SWB_NPAGES - 1;
                 let before = g.swblk.clone();
@@ -511,7 +511,7 @@ impl<P: Platform> Vm<P> {
                 g = g2;
                 self.swapoff_relocked(td, &before, &g);
                 unlocked = true;
-                g.pip -= 1;
+                g.vm_object_pip_wakeup();
                 match rv {
                     PagerResult::Ok => {}
                     PagerResult::Fail => {

@@ -20,6 +20,7 @@ pub struct Lock<T> {
 }
 
 impl<T> Lock<T> {
+    /// An unlocked lock around `v`.
     pub const fn new(v: T) -> Self {
         Lock {
             inner: spin::Mutex::new(v),
@@ -50,6 +51,7 @@ pub struct SxLock<T> {
 }
 
 impl<T> SxLock<T> {
+    /// An unlocked lock around `v`.
     pub const fn new(v: T) -> Self {
         SxLock {
             inner: spin::RwLock::new(v),

@@ -54,8 +54,11 @@ impl SpanCat {
 /// event names the span's object (a span recovered from it is named so).
 #[derive(Clone, Copy, Debug)]
 pub struct End {
+    /// The closing event kind.
     pub ev: Ev,
+    /// It closes a span opened before the ring started.
     pub retro: bool,
+    /// It names the span's object.
     pub obj: bool,
 }
 
@@ -87,8 +90,11 @@ const SPLIT_DONE: End = End {
 pub struct SpanRule {
     /// Short name; `{obj}` is replaced by the opening event's object.
     pub name: &'static str,
+    /// Category.
     pub cat: SpanCat,
+    /// Event kinds that open it.
     pub begin: &'static [Ev],
+    /// Event kinds that close it.
     pub end: &'static [End],
 }
 
@@ -176,14 +182,21 @@ pub type Merged = (u32, TraceEvent);
 /// the trace's last event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Span {
+    /// The CPU.
     pub cpu: u32,
     /// Index into [`SPANS`].
     pub rule: usize,
+    /// Name, with its object filled in.
     pub name: String,
+    /// Category.
     pub cat: SpanCat,
+    /// Start, ns since the run started.
     pub start: u64,
+    /// End, ns since the run started.
     pub end: u64,
+    /// Index of the first event.
     pub first: usize,
+    /// Index of the last event.
     pub last: usize,
     /// Nesting depth on its CPU (0: outermost).
     pub depth: usize,
@@ -204,9 +217,13 @@ pub struct Span {
 pub struct WindowRule {
     /// What the window is, for labels.
     pub label: &'static str,
+    /// Event kind that opens the window.
     pub opens: Ev,
+    /// Event kind that closes it.
     pub closes: Ev,
+    /// Opener and closer name the same object.
     pub same_object: bool,
+    /// `(mine, theirs)`: prefer the opener that then touched the closer's page.
     pub witness: Option<(Ev, Ev)>,
 }
 
@@ -224,7 +241,9 @@ pub const D15293_WINDOW: WindowRule = WindowRule {
 /// A window found in a timeline: indices into [`Timeline::events`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
+    /// The opening event.
     pub opens: usize,
+    /// The closing event.
     pub closes: usize,
 }
 
@@ -241,6 +260,7 @@ pub struct Timeline {
     pub caught_by: Option<u32>,
     /// Index of the fatal event (the catching CPU's last oracle event).
     pub fatal: Option<usize>,
+    /// The race window, if found.
     pub window: Option<Window>,
     /// The label of the window rule used.
     pub window_label: &'static str,

@@ -99,9 +99,13 @@ pub enum Ev {
 pub struct TraceEvent {
     /// Nanoseconds since the run started.
     pub t: u64,
+    /// What happened.
     pub ev: Ev,
+    /// Object id (per kind).
     pub obj: u32,
+    /// Page index (per kind).
     pub pindex: u32,
+    /// Argument (per kind).
     pub arg: u32,
 }
 
@@ -180,7 +184,9 @@ impl fmt::Display for What<'_> {
 /// The last events of one CPU, oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuTrace {
+    /// The CPU.
     pub cpu: u32,
+    /// Its events, oldest first.
     pub events: Vec<TraceEvent>,
 }
 

@@ -63,10 +63,12 @@ impl Variant {
         &self.scenario().variants[self.index as usize]
     }
 
+    /// Its short name (`--variant`).
     pub fn name(self) -> &'static str {
         self.def().name
     }
 
+    /// One line: what the patch does.
     pub fn summary(self) -> &'static str {
         self.def().summary
     }

@@ -32,6 +32,7 @@ pub type Res<T> = Result<T, Stop>;
 /// What a CPU is waiting on (published for the watchdog's hang report).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {
+    /// Not waiting.
     Running,
     /// An object lock: object id.
     ObjectLock(u32),
@@ -43,7 +44,9 @@ pub enum Wait {
     Pmap(u32),
     /// A busy page.
     Busy {
+        /// Object id.
         obj: u32,
+        /// Page index.
         pindex: u32,
     },
     /// A free pbuf (`getpbuf`).
@@ -122,8 +125,11 @@ impl fmt::Display for Wait {
 /// Injects a delay at `site` with probability `per_64k / 65536`, up to `max_ns`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delay {
+    /// Where.
     pub site: Site,
+    /// Chance, per 65536 passes.
     pub per_64k: u32,
+    /// Longest delay, ns.
     pub max_ns: u64,
 }
 
@@ -136,6 +142,7 @@ pub struct VmConfig {
     pub sites: Sites,
     /// The model event that counts as the scenario's race window.
     pub window: Window,
+    /// Seed of the run's random streams.
     pub seed: u64,
     /// CPUs (threads) that will run model code.
     pub ncpus: usize,
@@ -145,6 +152,7 @@ pub struct VmConfig {
     pub pbufs: usize,
     /// Image slots (parents and children).
     pub image_slots: usize,
+    /// Injected delays.
     pub delays: Vec<Delay>,
 }
 
@@ -167,7 +175,9 @@ impl VmConfig {
 
 /// Per-thread context (FreeBSD's `curthread`): the CPU and its random stream.
 pub struct Td {
+    /// The CPU index.
     pub cpu: usize,
+    /// This thread's random stream.
     pub rng: oorandom::Rand64,
     /// Whether injected delays apply to this thread (the workload turns
     /// them off for the fork loop, so that it forks often while faulting
@@ -210,13 +220,17 @@ impl Drop for WaitGuard<'_> {
 
 /// One model run's machine.
 pub struct Vm<P: Platform> {
+    /// The host platform.
     pub p: P,
+    /// Its configuration.
     pub cfg: VmConfig,
     pub(crate) pages: PageTable,
     pub(crate) swap: SwapSpace,
     pub(crate) pbufs: PbufPool,
     pub(crate) images: Images,
+    /// Event counters per CPU.
     pub counters: Counters,
+    /// Per-CPU trace rings.
     pub trace: TraceRings,
     start_ns: AtomicU64,
     stop: AtomicBool,
@@ -261,6 +275,7 @@ impl<P: Platform> Vm<P> {
         self.pages.len() - self.pages.free_count()
     }
 
+    /// The variant this machine runs.
     pub fn variant(&self) -> Variant {
         self.cfg.variant
     }

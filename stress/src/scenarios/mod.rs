@@ -80,7 +80,9 @@ pub enum Expect {
 /// One variant a boot test of `cargo xtask test` runs, and what it expects.
 #[derive(Clone, Copy, Debug)]
 pub struct Guard {
+    /// The variant's name.
     pub variant: &'static str,
+    /// What the boot test expects of it.
     pub expect: Expect,
 }
 
@@ -127,10 +129,12 @@ impl ScenarioId {
         (0..ALL.len()).map(|i| ScenarioId(i as u8))
     }
 
+    /// The scenario's definition.
     pub fn get(self) -> &'static Scenario {
         ALL[self.0 as usize]
     }
 
+    /// Its name.
     pub fn name(self) -> &'static str {
         self.get().name
     }

@@ -159,6 +159,7 @@ pub struct Race {
 }
 
 impl Race {
+    /// The race's workload for `seed`, scaled by `knobs`.
     pub fn new(seed: u64, knobs: super::Knobs) -> Self {
         Race {
             w: Workload::for_seed(seed).steered(knobs.steer),

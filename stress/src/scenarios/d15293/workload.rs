@@ -62,9 +62,11 @@ pub fn roles(ncpus: usize) -> Vec<Role> {
 /// The workload's parameters.
 #[derive(Clone, Debug)]
 pub struct Workload {
+    /// Seed of every CPU's random stream.
     pub seed: u64,
     /// Layout of every parent image.
     pub regions: Vec<Region>,
+    /// Parent images alive at once.
     pub parents: usize,
     /// Chance that a fault-thread access is a store: even-numbered CPUs use
     /// the first rate (writers: dirty pages, copy-on-write), odd ones the
@@ -72,9 +74,11 @@ pub struct Workload {
     pub store_per_64k: [u32; 2],
     /// Loads and stores each child makes before it exits.
     pub child_loads: u32,
+    /// Stores each child makes before it exits.
     pub child_stores: u32,
     /// Per fork: chance to clip a parent entry / to replace one.
     pub clip_per_64k: u32,
+    /// Per fork: chance to replace a parent entry by a fresh one.
     pub remap_per_64k: u32,
     /// The page daemon keeps at most this many frames in use.
     pub resident_cap: usize,
@@ -192,6 +196,7 @@ impl Workload {
         }
     }
 
+    /// A random vpn in the regions, uniform over their pages.
     pub fn random_vpn(&self, td: &mut Td) -> u64 {
         let total: u64 = self.regions.iter().map(|r| r.pages).sum();
         let mut i = td.below(total);
@@ -213,6 +218,7 @@ pub struct Parents {
 }
 
 impl Parents {
+    /// Parents with the given image ids.
     pub fn new(ids: &[u32]) -> Self {
         Parents {
             ids: ids.iter().map(|&i| AtomicU32::new(i)).collect(),
