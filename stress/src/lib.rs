@@ -18,6 +18,10 @@
 //!   [`vm`] the machine, threads, waits and failures; [`platform`] what the
 //!   host provides; [`sites`] the switchable points patches change.
 //!
+//! The model's modules are crate-private: the kernel, the runner and the
+//! tests reach the model only through [`vm`], [`run`], [`scenarios`] and the
+//! wire types below (and [`fork::Region`], a workload's layout).
+//!
 //! Above the model: [`scenarios`] (one module per race: its variants as
 //! settings of [`sites`], its window, its oracles, its workload and roles)
 //! and [`run`] (the one run driver and watchdog of host and kernel).
@@ -35,29 +39,29 @@ extern crate std;
 
 pub mod chrome_trace;
 pub mod failure;
-pub mod fault;
+pub(crate) mod fault;
 pub mod fork;
 #[cfg(feature = "std")]
 pub mod host;
-pub mod image;
+pub(crate) mod image;
 pub mod ktap;
-pub mod map;
-pub mod object;
+pub(crate) mod map;
+pub(crate) mod object;
 pub mod oracle;
-pub mod page;
-pub mod pageout;
-pub mod pbuf;
+pub(crate) mod page;
+pub(crate) mod pageout;
+pub(crate) mod pbuf;
 pub mod platform;
 pub mod proto;
 pub mod run;
 pub mod scenarios;
 pub mod sites;
-pub mod split;
+pub(crate) mod split;
 pub mod stats;
-pub mod swap;
-pub mod swap_pager;
-pub mod swapoff;
-pub mod sync;
+pub(crate) mod swap;
+pub(crate) mod swap_pager;
+pub(crate) mod swapoff;
+pub(crate) mod sync;
 #[cfg(all(test, feature = "std"))]
 mod testutil;
 pub mod timeline;

@@ -78,11 +78,6 @@ impl PageTable {
         self.frames.len()
     }
 
-    /// No frames at all.
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
     #[inline]
     /// Frame `f`.
     pub fn frame(&self, f: FrameId) -> &Frame {
