@@ -60,7 +60,10 @@ pub enum Command {
     /// Host tests: `cargo test -p stress -p runner`. Boot tests: `mode=tests`
     /// with 1, 2 and 4 CPUs on microvm and 2 CPUs on q35, every deliberate
     /// crash kind (each must get exactly its expected verdict), the
-    /// accelerator probe, and a check that no QEMU was left behind. Ends with
+    /// accelerator probe, every scenario's stress guards (4 CPUs, 10 s; a
+    /// variant that must be caught gets up to 3 boots, seeds 1..=3, while
+    /// they run clean; a fixed one must run clean with its window open in
+    /// one), and a check that no QEMU was left behind. Ends with
     /// one line `N passed, M failed`; exit 0 only if all passed.
     Test(TestArgs),
     /// Measurements.
