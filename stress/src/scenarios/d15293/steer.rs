@@ -17,7 +17,7 @@
 //! unsteered, 0.95 steered; forks/s fall (the loop waits), hits/s rise
 //! about 2× (37 → 82).
 
-use crate::object::ONEMAPPING;
+use crate::object::{NOSPLIT, ONEMAPPING};
 use crate::platform::Platform;
 use crate::vm::Vm;
 
@@ -31,32 +31,86 @@ pub const POLL_NS: u64 = 5_000;
 /// 8 ms 1.7× the unsteered hits/s.
 pub const WAIT_NS: u64 = 4_000_000;
 
+/// What one look at an image found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Look {
+    /// A fault is parked in the pager with a read-behind wish on an object
+    /// fork would split: fork now.
+    pub armed: bool,
+    /// Some entry's object is one fork would split and has pages on swap
+    /// (or a lock was busy, so it may): a window can still open here.
+    pub possible: bool,
+}
+
+/// How long the fork loop keeps waiting for a window (or for the spare
+/// parent) while the page daemon builds the next parent, before it builds
+/// one itself.
+pub const SPARE_WAIT_NS: u64 = 16_000_000;
+
 impl<P: Platform> Vm<P> {
-    /// Whether image `img` has a map entry whose object fork would split
-    /// (anonymous, `ONEMAPPING`) with paging in progress: a fault parked
-    /// in the pager. `false` when a lock is busy (never waits).
-    pub fn window_armed(&self, img: u32) -> bool {
+    /// Looks at image `img`'s entries with try-locks (never waits, changes
+    /// nothing): is a window armed, can one still open?
+    pub fn look(&self, img: u32) -> Look {
         let Some(map) = self.images.get(img).map.lock.try_read() else {
-            return false;
+            return Look {
+                armed: false,
+                possible: true,
+            };
         };
-        map.entries.values().any(|e| {
-            e.object
-                .lock
-                .try_lock()
-                .is_some_and(|g| g.rbehind_inflight > 0 && g.flags & ONEMAPPING != 0)
-        })
+        let mut look = Look::default();
+        for e in map.entries.values() {
+            let Some(g) = e.object.lock.try_lock() else {
+                look.possible = true;
+                continue;
+            };
+            let splits = g.anonymous() && g.flags & (NOSPLIT | ONEMAPPING) == ONEMAPPING;
+            if splits && g.rbehind_inflight > 0 {
+                look.armed = true;
+                look.possible = true;
+                return look;
+            }
+            look.possible |= splits && !g.swblk.is_empty();
+        }
+        look
+    }
+
+    /// Whether image `img` has a map entry whose object fork would split
+    /// (anonymous, `ONEMAPPING`) with a read-behind swap-in in flight: a
+    /// fault parked in the pager. `false` when a lock is busy (never waits).
+    pub fn window_armed(&self, img: u32) -> bool {
+        self.look(img).armed
     }
 
     /// Waits (pausing, without taking any lock) until `img`'s window is
     /// armed, at most `max_ns`; whether it was.
     pub fn await_window(&self, img: u32, max_ns: u64) -> bool {
+        self.await_any_window(&[img], max_ns).is_ok()
+    }
+
+    /// Waits until one of `imgs` has its window armed, at most `max_ns`:
+    /// `Ok(i)` for the first armed `imgs[i]`. `Err(Some(i))` as soon as no
+    /// window can open on any of them any more (`imgs[i]` the first such),
+    /// `Err(None)` when the time ran out (or the run is finishing).
+    pub fn await_any_window(&self, imgs: &[u32], max_ns: u64) -> Result<usize, Option<usize>> {
         let until = self.p.now_ns().saturating_add(max_ns);
         loop {
-            if self.window_armed(img) {
-                return true;
+            let mut dead = None;
+            let mut any_possible = false;
+            for (i, &img) in imgs.iter().enumerate() {
+                let l = self.look(img);
+                if l.armed {
+                    return Ok(i);
+                }
+                any_possible |= l.possible;
+                if !l.possible && dead.is_none() {
+                    dead = Some(i);
+                }
+            }
+            if !any_possible {
+                return Err(dead);
             }
             if self.finishing() || self.p.now_ns() >= until {
-                return false;
+                return Err(None);
             }
             // Poll gently: every try-lock may make a faulting CPU spin.
             self.p.delay(POLL_NS);
