@@ -188,7 +188,7 @@ impl Workload {
             seed: self.seed,
             ncpus,
             frames: 384,
-            pbufs: 2 + td.below(2) as usize,
+            pbufs: 1 + td.below(2) as usize,
             image_slots: self.parents * 2 + 2,
             delays: vec![
                 Delay {
