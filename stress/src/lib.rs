@@ -65,6 +65,7 @@ pub(crate) mod sync;
 #[cfg(all(test, feature = "std"))]
 mod testutil;
 pub mod timeline;
+pub mod timers;
 pub mod trace;
 pub mod variant;
 pub mod vm;

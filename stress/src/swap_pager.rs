@@ -298,10 +298,12 @@ impl<P: Platform> Vm<P> {
         self.count_n(td, Counter::rahead_pages, *rahead);
         self.trace(td, Ev::SwapRead, obj.id, first, count as u64);
         let bytes = count * PAGE_SIZE;
+        let t0 = self.p.now_ns();
         let ok = match blk {
             Some(blk) => self.p.swap_read(blk, &mut pbuf.data[..bytes]).is_ok(),
             None => false,
         };
+        self.time_since(td, crate::timers::Bucket::SwapRead, t0);
         if ok {
             for (i, (_, f)) in run.iter().enumerate() {
                 self.pages
@@ -375,7 +377,9 @@ impl<P: Platform> Vm<P> {
                 .copy_from_slice(&**self.pages.frame(*f).data.lock());
         }
         self.site(td, Site::PageoutIo)?;
+        let t0 = self.p.now_ns();
         let ok = self.p.swap_write(blk, &buf).is_ok();
+        self.time_since(td, crate::timers::Bucket::SwapWrite, t0);
         self.count(td, Counter::swapouts);
         let mut g = self.lock_obj(td, obj)?;
         for (i, f) in frames.iter().enumerate() {

@@ -81,6 +81,7 @@ impl<T> SxLock<T> {
         }
         self.writers_waiting.fetch_add(1, Ordering::AcqRel);
         let _w = vm.waiting(td, w);
+        let t0 = vm.p.now_ns();
         let r = loop {
             if let Err(e) = vm.pause(td) {
                 break Err(e);
@@ -90,6 +91,7 @@ impl<T> SxLock<T> {
             }
         };
         self.writers_waiting.fetch_sub(1, Ordering::AcqRel);
+        vm.time_since(td, crate::timers::Bucket::Lock, t0);
         r
     }
 

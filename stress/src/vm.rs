@@ -19,6 +19,7 @@ use crate::platform::{Platform, Site};
 use crate::sites::{Sites, Window};
 use crate::stats::{Counter, Counters};
 use crate::swap::SwapSpace;
+use crate::timers::{Bucket, Timers};
 use crate::trace::{Ev, TraceEvent, TraceRings};
 use crate::variant::Variant;
 
@@ -232,6 +233,8 @@ pub struct Vm<P: Platform> {
     pub counters: Counters,
     /// Per-CPU trace rings.
     pub trace: TraceRings,
+    /// Where each CPU's time goes.
+    pub timers: Timers,
     start_ns: AtomicU64,
     stop: AtomicBool,
     finish: AtomicBool,
@@ -256,6 +259,7 @@ impl<P: Platform> Vm<P> {
             images: Images::new(cfg.image_slots),
             counters: Counters::new(n),
             trace: TraceRings::new(n),
+            timers: Timers::new(n),
             start_ns: AtomicU64::new(start_ns),
             stop: AtomicBool::new(false),
             finish: AtomicBool::new(false),
@@ -344,6 +348,7 @@ impl<P: Platform> Vm<P> {
             self.count(td, Counter::delays);
             self.trace(td, Ev::Delay, 0, 0, site as u64);
             self.p.delay(ns);
+            self.timers.add(td.cpu, Bucket::Delay, ns);
         }
         self.check()
     }
@@ -400,12 +405,24 @@ impl<P: Platform> Vm<P> {
         mut attempt: impl FnMut() -> Option<T>,
     ) -> Res<T> {
         let _g = self.waiting(td, w);
-        loop {
-            self.pause(td)?;
-            if let Some(v) = attempt() {
-                return Ok(v);
+        let t0 = self.p.now_ns();
+        let r = loop {
+            if let Err(e) = self.pause(td) {
+                break Err(e);
             }
-        }
+            if let Some(v) = attempt() {
+                break Ok(v);
+            }
+        };
+        self.time_since(td, Bucket::of_wait(w), t0);
+        r
+    }
+
+    /// Adds the time since `t0` (from `p.now_ns()`) to this CPU's bucket.
+    #[inline]
+    pub fn time_since(&self, td: &Td, b: Bucket, t0: u64) {
+        self.timers
+            .add(td.cpu, b, self.p.now_ns().saturating_sub(t0));
     }
 
     /// What every CPU waits on now.

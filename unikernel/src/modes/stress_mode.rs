@@ -117,6 +117,24 @@ pub fn run(req: &StressRequest) -> ! {
     end(d)
 }
 
+/// Prints where each CPU's time went (`stress::timers`), in ms of the run.
+fn time_breakdown(d: &KernelDriver) {
+    use core::fmt::Write;
+    let roles = d.roles();
+    let run_ms = d.vm.elapsed_ns() / 1_000_000;
+    for cpu in 0..d.vm.timers.ncpus() {
+        let mut line = alloc::string::String::new();
+        let ns = d.vm.timers.of_cpu(cpu);
+        for (b, v) in stress::timers::Bucket::ALL.iter().zip(ns) {
+            if v > 0 {
+                let _ = write!(line, " {} {}", b.name(), v / 1_000_000);
+            }
+        }
+        let role = roles.get(cpu).map_or("?", |r| r.name);
+        diag!("stress: time cpu {cpu} ({role}) of {run_ms} ms:{line}");
+    }
+}
+
 /// The watchdog, in CPU 0's timer tick: atomics only, no allocation, except
 /// for the last-resort report when the CPUs did not stop after a hang.
 fn tick(cpu: usize) {
@@ -143,6 +161,7 @@ fn tick(cpu: usize) {
 
 /// Prints the run's one ending and exits.
 fn end(d: &KernelDriver) -> ! {
+    time_breakdown(d);
     let done = |verdict: Verdict, code: ExitCode| -> ! {
         console::record(Record::Done {
             verdict,

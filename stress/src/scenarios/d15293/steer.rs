@@ -7,56 +7,121 @@
 //! window). Workload-level and blind to the variant: it reads object state
 //! every variant has, with try-locks that never wait and change nothing.
 //!
-//! When no window opens within [`WAIT_NS`], the parent's objects are no
-//! longer ones fork splits (shared, or without swap): the fork loop replaces
-//! the parent by a fresh one (as it does now and then unsteered) instead of
-//! forking it.
+//! Steered, the workload keeps two parents (faults on one go on while the
+//! other is forked) and forks the first with a window armed. A parent on
+//! which no window can open any more (no entry's object is one fork splits
+//! with pages on swap) is replaced at once, one on which none opened within
+//! [`WAIT_NS`] too: by the spare parent the page daemon built ahead when
+//! there is one (the fork loop waits up to [`SPARE_WAIT_NS`] for it rather
+//! than building one itself).
 //!
-//! Measured in the kernel under TCG on a loaded 2-core host (4 vCPUs,
-//! swap-prealloc, 4 × 3 s interleaved): about 0.19 window hits per fork
-//! unsteered, 0.95 steered; forks/s fall (the loop waits), hits/s rise
-//! about 2× (37 → 82).
+//! Where the time went before (kernel, TCG, loaded 2-core host, 4 vCPUs,
+//! swap-prealloc, `stress::timers`): the fork CPU ~37% building fresh
+//! parents, ~18% waiting for a window, the rest forking (split asleep on
+//! the parked fault's busy page) and in the child's checks; each fault CPU
+//! ~25% waiting for the parent's map lock while it was forked, and swap-ins
+//! queued behind 1-2 pbufs at ~2 ms a virtio read.
+//!
+//! Measured (`cargo xtask --kernel K bench stress --accel tcg`, before and
+//! after, interleaved twice, load ~8.5 on 2 cores, 2026-12-03): steered
+//! 9.9 and 9.7 → 42.0 and 48.1 window hits/s (about 1.0 hit per fork
+//! either way; forks/s 10 → 40-50); unsteered 2.0/8.4 → 2.0/24.9.
 
-use crate::object::ONEMAPPING;
+use crate::object::{NOSPLIT, ONEMAPPING};
 use crate::platform::Platform;
 use crate::vm::Vm;
 
 /// How often the fork loop looks for an armed window.
 pub const POLL_NS: u64 = 5_000;
 
-/// How long the fork loop waits for the window: twice the longest a fault
-/// parks before taking its pbuf (the workload's `getpages-pbuf` delay), so
-/// that a parent that can still open one usually does meanwhile. Measured
-/// under TCG (4 × 3 s, interleaved): 0.5 ms 0.6×, 2 ms 1.8×, 4 ms 2.2×,
-/// 8 ms 1.7× the unsteered hits/s.
+/// How long the fork loop waits for the window: a few times the longest a
+/// fault parks before taking its pbuf (the workload's `getpages-pbuf`
+/// delay), so that a parent that can still open one usually does
+/// meanwhile. Measured under TCG with a 2 ms delay and one parent (4 × 3 s,
+/// interleaved): 0.5 ms 0.6×, 2 ms 1.8×, 4 ms 2.2×, 8 ms 1.7× the
+/// unsteered hits/s; not re-measured with the 1 ms delay and two parents.
 pub const WAIT_NS: u64 = 4_000_000;
 
+/// What one look at an image found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Look {
+    /// A fault is parked in the pager with a read-behind wish on an object
+    /// fork would split: fork now.
+    pub armed: bool,
+    /// Some entry's object is one fork would split and has pages on swap
+    /// (or a lock was busy, so it may): a window can still open here.
+    pub possible: bool,
+}
+
+/// How long the fork loop keeps waiting for a window (or for the spare
+/// parent) while the page daemon builds the next parent, before it builds
+/// one itself.
+pub const SPARE_WAIT_NS: u64 = 16_000_000;
+
 impl<P: Platform> Vm<P> {
-    /// Whether image `img` has a map entry whose object fork would split
-    /// (anonymous, `ONEMAPPING`) with paging in progress: a fault parked
-    /// in the pager. `false` when a lock is busy (never waits).
-    pub fn window_armed(&self, img: u32) -> bool {
+    /// Looks at image `img`'s entries with try-locks (never waits, changes
+    /// nothing): is a window armed, can one still open?
+    pub fn look(&self, img: u32) -> Look {
         let Some(map) = self.images.get(img).map.lock.try_read() else {
-            return false;
+            return Look {
+                armed: false,
+                possible: true,
+            };
         };
-        map.entries.values().any(|e| {
-            e.object
-                .lock
-                .try_lock()
-                .is_some_and(|g| g.rbehind_inflight > 0 && g.flags & ONEMAPPING != 0)
-        })
+        let mut look = Look::default();
+        for e in map.entries.values() {
+            let Some(g) = e.object.lock.try_lock() else {
+                look.possible = true;
+                continue;
+            };
+            let splits = g.anonymous() && g.flags & (NOSPLIT | ONEMAPPING) == ONEMAPPING;
+            if splits && g.rbehind_inflight > 0 {
+                look.armed = true;
+                look.possible = true;
+                return look;
+            }
+            look.possible |= splits && !g.swblk.is_empty();
+        }
+        look
+    }
+
+    /// Whether image `img` has a map entry whose object fork would split
+    /// (anonymous, `ONEMAPPING`) with a read-behind swap-in in flight: a
+    /// fault parked in the pager. `false` when a lock is busy (never waits).
+    pub fn window_armed(&self, img: u32) -> bool {
+        self.look(img).armed
     }
 
     /// Waits (pausing, without taking any lock) until `img`'s window is
     /// armed, at most `max_ns`; whether it was.
     pub fn await_window(&self, img: u32, max_ns: u64) -> bool {
+        self.await_any_window(&[img], max_ns).is_ok()
+    }
+
+    /// Waits until one of `imgs` has its window armed, at most `max_ns`:
+    /// `Ok(i)` for the first armed `imgs[i]`. `Err(Some(i))` as soon as no
+    /// window can open on any of them any more (`imgs[i]` the first such),
+    /// `Err(None)` when the time ran out (or the run is finishing).
+    pub fn await_any_window(&self, imgs: &[u32], max_ns: u64) -> Result<usize, Option<usize>> {
         let until = self.p.now_ns().saturating_add(max_ns);
         loop {
-            if self.window_armed(img) {
-                return true;
+            let mut dead = None;
+            let mut any_possible = false;
+            for (i, &img) in imgs.iter().enumerate() {
+                let l = self.look(img);
+                if l.armed {
+                    return Ok(i);
+                }
+                any_possible |= l.possible;
+                if !l.possible && dead.is_none() {
+                    dead = Some(i);
+                }
+            }
+            if !any_possible {
+                return Err(dead);
             }
             if self.finishing() || self.p.now_ns() >= until {
-                return false;
+                return Err(None);
             }
             // Poll gently: every try-lock may make a faulting CPU spin.
             self.p.delay(POLL_NS);
@@ -113,6 +178,25 @@ mod tests {
         // Nothing in flight: the wait gives up after its time.
         obj.lock.lock().rbehind_inflight -= 1;
         assert!(!vm.await_window(img, 100_000));
+    }
+
+    /// A window can still open only on an object fork splits that has
+    /// pages on swap; a shared one (no `ONEMAPPING`) cannot.
+    #[test]
+    fn possible_only_with_swap_on_a_splittable_object() {
+        let vm = testutil::vm(BASELINE, 64);
+        let mut td = testutil::td();
+        let img = testutil::image(&vm, &mut td, 8, &[4]);
+        let (obj, _) = vm.entry_object(&td, img, 0x105).unwrap().unwrap();
+        assert!(!vm.look(img).possible, "nothing on swap: no window");
+        obj.lock.lock().swblk.insert(5, 0);
+        assert!(vm.look(img).possible);
+        assert!(!vm.look(img).armed);
+        obj.lock.lock().flags &= !ONEMAPPING;
+        assert!(!vm.look(img).possible, "not splittable: no window");
+        // Nothing possible: the wait gives up at once, naming the image.
+        assert_eq!(vm.await_any_window(&[img], 1_000_000_000), Err(Some(0)));
+        obj.lock.lock().swblk.clear();
     }
 
     /// A steered run on host threads keeps the books: no failure for the

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::fork::Region;
 use crate::platform::{Platform, Site};
+use crate::timers::Bucket;
 use crate::variant::Variant;
 use crate::vm::{Delay, Res, Td, Vm, VmConfig};
 
@@ -92,6 +93,8 @@ pub struct Workload {
     /// spends its think time waiting for a fault to park in the pager on an
     /// object the fork will split, then forks. Off: it forks at random.
     pub steer: bool,
+    /// The page daemon builds the fork loop's next parent ahead of need.
+    pub spare_parent: bool,
 }
 
 impl Workload {
@@ -131,12 +134,22 @@ impl Workload {
             fork_gap_ns: 200_000,
             renew_per_64k: 1_500 + td.below(2_500) as u32,
             steer: false,
+            spare_parent: false,
         }
     }
 
     /// The same workload, steered toward the window or not.
     pub fn steered(self, steer: bool) -> Self {
-        Workload { steer, ..self }
+        if steer {
+            Workload {
+                steer,
+                parents: STEERED_PARENTS,
+                spare_parent: true,
+                ..self
+            }
+        } else {
+            Workload { steer, ..self }
+        }
     }
 
     /// A small workload for controlled-scheduler exploration: one parent
@@ -161,6 +174,7 @@ impl Workload {
             fork_gap_ns: 0,
             renew_per_64k: 0,
             steer: false,
+            spare_parent: false,
         }
     }
 
@@ -180,7 +194,7 @@ impl Workload {
                 Delay {
                     site: Site::GetpagesPbuf,
                     per_64k: 65_536,
-                    max_ns: 2_000_000,
+                    max_ns: 1_000_000,
                 },
                 Delay {
                     site: Site::FaultRelock,
@@ -210,19 +224,44 @@ impl Workload {
     }
 }
 
+/// Parents alive at once when steered: the fork loop forks whichever has
+/// a window armed, and faults on one go on while the other is forked.
+pub const STEERED_PARENTS: usize = 2;
+
 /// The parent images, which the fork loop renews now and then (a process
 /// exits and a fresh one takes its place): fault threads read the current
 /// ids on every access.
 pub struct Parents {
     ids: Vec<AtomicU32>,
+    /// A fresh parent built ahead of need ([`NO_SPARE`]: none).
+    spare: AtomicU32,
 }
+
+/// No spare parent.
+const NO_SPARE: u32 = u32::MAX;
 
 impl Parents {
     /// Parents with the given image ids.
     pub fn new(ids: &[u32]) -> Self {
         Parents {
             ids: ids.iter().map(|&i| AtomicU32::new(i)).collect(),
+            spare: AtomicU32::new(NO_SPARE),
         }
+    }
+
+    fn take_spare(&self) -> Option<u32> {
+        let s = self.spare.swap(NO_SPARE, Ordering::AcqRel);
+        (s != NO_SPARE).then_some(s)
+    }
+
+    fn has_spare(&self) -> bool {
+        self.spare.load(Ordering::Acquire) != NO_SPARE
+    }
+
+    fn put_spare(&self, id: u32) -> bool {
+        self.spare
+            .compare_exchange(NO_SPARE, id, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// The current image ids.
@@ -260,6 +299,16 @@ impl<P: Platform> Vm<P> {
     /// and trims again — the mix of resident and swapped pages a busy
     /// machine has. `None` when no image slot is free.
     pub fn new_parent(&self, td: &mut Td, w: &Workload) -> Res<Option<u32>> {
+        // Built undelayed, whichever CPU builds it.
+        let delays = core::mem::replace(&mut td.delays, false);
+        let t0 = self.p.now_ns();
+        let r = self.new_parent_timed(td, w);
+        self.time_since(td, Bucket::NewParent, t0);
+        td.delays = delays;
+        r
+    }
+
+    fn new_parent_timed(&self, td: &mut Td, w: &Workload) -> Res<Option<u32>> {
         let Some(id) = self.create_image(td, &w.regions)? else {
             return Ok(None);
         };
@@ -273,6 +322,26 @@ impl<P: Platform> Vm<P> {
         }
         self.trim(td, w.resident_cap / 2)?;
         Ok(Some(id))
+    }
+
+    /// A fresh parent for the fork loop: the spare one the page daemon
+    /// built ahead, or a new one.
+    fn fresh_parent(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<Option<u32>> {
+        match parents.take_spare() {
+            Some(id) => Ok(Some(id)),
+            None => self.new_parent(td, w),
+        }
+    }
+
+    /// Replaces parent `slot` by a fresh one (the old one exits); false when
+    /// no image slot was free.
+    fn renew(&self, td: &mut Td, w: &Workload, parents: &Parents, slot: usize) -> Res<bool> {
+        let Some(new) = self.fresh_parent(td, w, parents)? else {
+            return Ok(false);
+        };
+        let old = parents.replace(slot, new);
+        self.vmspace_exit(td, old)?;
+        Ok(true)
     }
 
     fn trim(&self, td: &mut Td, target: usize) -> Res<()> {
@@ -313,13 +382,44 @@ impl<P: Platform> Vm<P> {
     /// One fork-loop iteration: maybe edit a parent's map, fork it, let the
     /// child check some pages, and exit the child.
     pub fn fork_op(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<()> {
-        let (slot, parent) = parents.pick(td);
-        if td.chance(w.renew_per_64k) {
-            // The parent exits; a fresh one takes its place.
-            if let Some(new) = self.new_parent(td, w)? {
-                let old = parents.replace(slot, new);
-                self.vmspace_exit(td, old)?;
-                return Ok(());
+        let (slot, mut parent) = parents.pick(td);
+        if td.chance(w.renew_per_64k) && self.renew(td, w, parents, slot)? {
+            // The parent exited; a fresh one took its place.
+            return Ok(());
+        }
+        if w.steer && self.cfg.ncpus > 1 {
+            // Fork into the window: the first parent with a fault holding
+            // a page of an object this fork splits busy in the pager. Alone
+            // on one CPU there is no other fault to wait for.
+            let ids = parents.ids();
+            let t0 = self.p.now_ns();
+            let mut found = self.await_any_window(&ids, super::steer::WAIT_NS);
+            // While the page daemon builds the next parent, keep waiting
+            // for a window rather than building one here (a few rounds).
+            let until = t0.saturating_add(super::steer::SPARE_WAIT_NS);
+            while found.is_err()
+                && w.spare_parent
+                && !parents.has_spare()
+                && self.p.now_ns() < until
+                && !self.finishing()
+            {
+                if matches!(found, Err(Some(_))) {
+                    // Spent parents: nothing to poll but the spare.
+                    self.p.delay(super::steer::POLL_NS);
+                }
+                found = self.await_any_window(&ids, super::steer::WAIT_NS);
+            }
+            self.time_since(td, Bucket::Steer, t0);
+            match found {
+                Ok(i) => parent = ids[i],
+                Err(dead) => {
+                    // No window opened: that parent's objects are no longer
+                    // ones fork splits (or no fault came). A fresh parent's
+                    // are.
+                    if self.renew(td, w, parents, dead.unwrap_or(slot))? {
+                        return Ok(());
+                    }
+                }
             }
         }
         if td.chance(w.clip_per_64k) {
@@ -330,23 +430,13 @@ impl<P: Platform> Vm<P> {
             let vpn = w.random_vpn(td);
             self.map_remap(td, parent, vpn)?;
         }
-        if w.steer && self.cfg.ncpus > 1 {
-            // Fork into the window: when a fault holds a page of an object
-            // this fork splits busy in the pager (or after a while). Alone
-            // on one CPU there is no other fault to wait for.
-            if !self.await_window(parent, super::steer::WAIT_NS)
-                && let Some(new) = self.new_parent(td, w)?
-            {
-                // No window opened on this parent: its objects are no
-                // longer ones fork splits. A fresh parent's are.
-                let old = parents.replace(slot, new);
-                self.vmspace_exit(td, old)?;
-                return Ok(());
-            }
-        }
-        let Some(child) = self.vmspace_fork(td, parent)? else {
+        let t0 = self.p.now_ns();
+        let forked = self.vmspace_fork(td, parent)?;
+        self.time_since(td, Bucket::Fork, t0);
+        let Some(child) = forked else {
             return Ok(());
         };
+        let t0 = self.p.now_ns();
         for _ in 0..w.child_loads {
             let vpn = w.random_vpn(td);
             self.load(td, child, vpn)?;
@@ -356,9 +446,11 @@ impl<P: Platform> Vm<P> {
             self.store(td, child, vpn)?;
         }
         self.vmspace_exit(td, child)?;
+        self.time_since(td, Bucket::Child, t0);
         if w.fork_gap_ns > 0 && !w.steer {
             let ns = td.below(w.fork_gap_ns);
             self.p.delay(ns);
+            self.timers.add(td.cpu, Bucket::Delay, ns);
         }
         Ok(())
     }
@@ -369,9 +461,27 @@ impl<P: Platform> Vm<P> {
         if used > w.resident_cap {
             self.pageout_pass(td, used - w.resident_cap)?;
         } else {
+            let t0 = self.p.now_ns();
             self.p.pause();
+            self.time_since(td, Bucket::Idle, t0);
         }
         Ok(())
+    }
+
+    /// The page daemon of this workload: when [`Workload::spare_parent`]
+    /// asks for it, it first builds the fork loop's next parent ahead of
+    /// need (so that the fork loop forks instead of building one when its
+    /// parents are spent); otherwise one [`Vm::pageout_op`].
+    pub fn daemon_op(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<()> {
+        if w.spare_parent && !parents.has_spare() {
+            if let Some(id) = self.new_parent(td, w)?
+                && !parents.put_spare(id)
+            {
+                self.vmspace_exit(td, id)?;
+            }
+            return Ok(());
+        }
+        self.pageout_op(td, w)
     }
 
     /// Runs `role` until the run stops or the budget is spent.
@@ -406,17 +516,17 @@ impl<P: Platform> Vm<P> {
             match role {
                 Role::Fault => self.fault_op(td, w, parents)?,
                 Role::Fork => self.fork_op(td, w, parents)?,
-                Role::Pageout => self.pageout_op(td, w)?,
+                Role::Pageout => self.daemon_op(td, w, parents)?,
                 Role::ForkPageout => {
                     if i.is_multiple_of(2) {
                         self.fork_op(td, w, parents)?
                     } else {
-                        self.pageout_op(td, w)?
+                        self.daemon_op(td, w, parents)?
                     }
                 }
                 Role::All => match i % 6 {
                     0 => self.fork_op(td, w, parents)?,
-                    1 => self.pageout_op(td, w)?,
+                    1 => self.daemon_op(td, w, parents)?,
                     _ => self.fault_op(td, w, parents)?,
                 },
             }
