@@ -16,6 +16,7 @@
 //! retry. r357091 frees invalid parent pages instead. The interleavings and
 //! measurements are in `docs/scenarios/collapse.md`.
 
+pub mod steer;
 pub mod workload;
 
 use alloc::vec::Vec;
@@ -164,11 +165,11 @@ pub struct Race {
 }
 
 impl Race {
-    /// The workload for `seed`. It has no steering yet: `knobs.steer` is
-    /// accepted and changes nothing (the fork tree runs at random).
-    pub fn new(seed: u64, _knobs: super::Knobs) -> Self {
+    /// The workload for `seed`, steered toward the window with
+    /// `knobs.steer` ([`steer`]).
+    pub fn new(seed: u64, knobs: super::Knobs) -> Self {
         Race {
-            t: Tree::for_seed(seed),
+            t: Tree::for_seed(seed).steered(knobs.steer),
             state: None,
         }
     }

@@ -7,10 +7,13 @@
 //! parent's faults walk the same chains. All of it drawn from one seed.
 //!
 //! Roles, fault and page-daemon iterations are those of the D15293
-//! workload (`d15293::workload`); the fork loop is this tree. Inheritance
+//! workload (`d15293::workload`); the fork loop is this tree. Steered
+//! (`super::steer`), the tree exits a child into the window and fault
+//! threads touch pages being read in below the parent's top objects. Inheritance
 //! is copy-on-write only: the model has no shared (`INHERIT_SHARE`) entries.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::platform::{Platform, Site};
 use crate::scenarios::d15293::workload::{Parents, Workload};
@@ -32,6 +35,11 @@ pub struct Tree {
     pub fork_per_64k: u32,
     /// Chance that a fork is of the parent rather than of a child.
     pub fork_parent_per_64k: u32,
+    /// Steer toward the window ([`super::steer`]): when a child's exit
+    /// would collapse an object below the parent's top, wait (bounded)
+    /// for a fault of the parent to sleep on a busy page of it, then exit
+    /// that child. Off: children exit at random.
+    pub steer: bool,
 }
 
 /// What the tree keeps between steps.
@@ -39,6 +47,10 @@ pub struct State {
     parents: Parents,
     /// Live children: (image, generation).
     kids: spin::Mutex<Vec<(u32, u32)>>,
+    /// Steered tree steps: a child exited into an armed window.
+    pub steered: AtomicU64,
+    /// Steered waits that timed out (the tree went on at random).
+    pub unarmed: AtomicU64,
 }
 
 impl Tree {
@@ -56,7 +68,13 @@ impl Tree {
             depth: 6,
             fork_per_64k: 36_000 + td.below(8_000) as u32,
             fork_parent_per_64k: 32_768,
+            steer: false,
         }
+    }
+
+    /// The same workload, steered toward the window or not.
+    pub fn steered(self, steer: bool) -> Self {
+        Tree { steer, ..self }
     }
 
     /// The machine: the D15293 workload's, with image slots for the tree and
@@ -92,6 +110,8 @@ impl Tree {
         Ok(State {
             parents: vm.setup(td, &self.w)?,
             kids: spin::Mutex::new(Vec::new()),
+            steered: AtomicU64::new(0),
+            unarmed: AtomicU64::new(0),
         })
     }
 
@@ -110,7 +130,7 @@ impl Tree {
         while budget.is_none_or(|b| i < b) && !vm.finishing() {
             vm.check()?;
             match role {
-                Role::Fault => vm.fault_op(td, &self.w, &st.parents)?,
+                Role::Fault => self.fault_step(vm, td, st)?,
                 Role::Fork => self.tree_op(vm, td, st)?,
                 Role::Pageout => vm.pageout_op(td, &self.w)?,
                 Role::ForkPageout => {
@@ -133,6 +153,21 @@ impl Tree {
         Ok(())
     }
 
+    /// One fault-thread access. Steered, a fault thread touches a page of
+    /// the parent that another fault is reading in below its top object
+    /// when there is one (it then sleeps on that busy page), else a random
+    /// one.
+    fn fault_step<P: Platform>(&self, vm: &Vm<P>, td: &mut Td, st: &State) -> Res<()> {
+        if self.steer {
+            let parent = st.parents.ids()[0];
+            if let Some(vpn) = vm.paging_in_below(parent) {
+                vm.load(td, parent, vpn)?;
+                return Ok(());
+            }
+        }
+        vm.fault_op(td, &self.w, &st.parents)
+    }
+
     /// One step of the tree: fork (the parent or a child) and let the new
     /// child touch pages, or let a child exit.
     fn tree_op<P: Platform>(&self, vm: &Vm<P>, td: &mut Td, st: &State) -> Res<()> {
@@ -149,6 +184,26 @@ impl Tree {
         st: &State,
         kids: &mut Vec<(u32, u32)>,
     ) -> Res<()> {
+        if self.steer && vm.cfg.ncpus > 1 && !kids.is_empty() {
+            // Exit into the window: when a child holds the other reference
+            // of an object below the parent's top, wait for a fault of the
+            // parent to sleep on a busy page of it. Alone on one CPU there
+            // is no fault to wait for.
+            let parent = st.parents.ids()[0];
+            let ids: Vec<u32> = kids.iter().map(|&(k, _)| k).collect();
+            if vm.collapse_exit_candidate(parent, &ids, false).is_some() {
+                match vm.await_collapse_window(parent, &ids, super::steer::WAIT_NS) {
+                    Some(k) => {
+                        st.steered.fetch_add(1, Ordering::Relaxed);
+                        kids.retain(|&(c, _)| c != k);
+                        return vm.vmspace_exit(td, k);
+                    }
+                    None => {
+                        st.unarmed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
         let fork = kids.is_empty() || (kids.len() < self.width && td.chance(self.fork_per_64k));
         if !fork {
             let (k, _) = kids.swap_remove(td.below(kids.len() as u64) as usize);
