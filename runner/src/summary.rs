@@ -1,6 +1,7 @@
 //! Statistics of a variant's boots and the verdict they support: failure
 //! rate with a 95% Wilson score interval, failure kinds, hangs, median time
-//! to first failure, window coverage, wasted/discarded/leaked pages and
+//! to first failure, window coverage, the scenario's cost counters
+//! (`Scenario::costs`; D15293's wasted/discarded/leaked pages) and
 //! throughput.
 //!
 //! The verdict of a variant is decided from its boots, in this order:
@@ -117,9 +118,15 @@ pub struct VariantSummary {
     pub window_hits_min: Option<u64>,
     /// Clean boots whose window never opened.
     pub clean_without_window: u64,
+    /// D15293's costs, kept for readers of older documents (also in `costs`
+    /// for D15293).
     pub wasted: u64,
     pub discarded: u64,
     pub leaked: u64,
+    /// The scenario's cost counters (`Scenario::costs`) by name, summed over
+    /// the boots that ran. Absent in documents written before it.
+    #[serde(default)]
+    pub costs: BTreeMap<String, u64>,
     /// Faults and forks per second of stress run time, over the boots that ran.
     pub faults_per_s: Option<f64>,
     pub forks_per_s: Option<f64>,
@@ -153,12 +160,18 @@ pub fn summarize(variant: Variant, boots: &[BootResult]) -> VariantSummary {
             .map(|f| f.ms as f64)
             .collect(),
     );
-    let sum = |get: fn(&stress::Stats) -> u64| -> u64 {
+    let sum = |get: &dyn Fn(&stress::Stats) -> u64| -> u64 {
         ran.iter()
             .filter_map(|b| b.stats.as_ref())
             .map(get)
             .sum::<u64>()
     };
+    let costs = variant
+        .scenario()
+        .costs
+        .iter()
+        .map(|c| (c.name().to_string(), sum(&|s| s.get(*c))))
+        .collect();
     let window_hits_min = ran.iter().map(|b| b.window_hits()).min();
     let clean_without_window = ran
         .iter()
@@ -191,14 +204,15 @@ pub fn summarize(variant: Variant, boots: &[BootResult]) -> VariantSummary {
         hangs,
         infra,
         median_ttf_ms: ttf,
-        window_hits: sum(|s| s.window_hits),
+        window_hits: sum(&|s| s.window_hits),
         window_hits_min,
         clean_without_window,
-        wasted: sum(|s| s.wasted),
-        discarded: sum(|s| s.discarded),
-        leaked: sum(|s| s.leaked),
-        faults_per_s: per_s(sum(|s| s.faults)),
-        forks_per_s: per_s(sum(|s| s.forks)),
+        wasted: sum(&|s| s.wasted),
+        discarded: sum(&|s| s.discarded),
+        leaked: sum(&|s| s.leaked),
+        costs,
+        faults_per_s: per_s(sum(&|s| s.faults)),
+        forks_per_s: per_s(sum(&|s| s.forks)),
         verdict,
         why,
     }

@@ -6,10 +6,13 @@
 //! time; the time of each row is in the left margin). Beside each lane's
 //! events, bars show the spans of [`stress::timeline`]: calls (thin green),
 //! locks held (orange), sleeps (grey), swap I/O (blue), nested left to
-//! right. The race window ([`stress::timeline::WindowRule`]) is shaded
+//! right. The race window (the failing scenario's
+//! [`stress::timeline::WindowRule`]) is shaded
 //! across all lanes; the oracle's event is red, with a red rule across.
 //! Only the rows from a little before the window (or the last
 //! [`MAX_ROWS`]) are drawn; a line at the top says how many were left out.
+//! Where a CPU's full ring begins (its older events overwritten), a muted
+//! line in its lane says so.
 
 use std::path::Path;
 
@@ -64,6 +67,19 @@ pub fn rows(tl: &Timeline) -> Option<(usize, usize)> {
         .map_or(0, |w| w.opens.saturating_sub(CONTEXT))
         .max((last + 1).saturating_sub(MAX_ROWS));
     Some((from, last))
+}
+
+/// Drawn where a full ring begins.
+pub const RING_NOTE: &str = "┄┄ ring starts: this CPU's older events were overwritten ┄┄";
+
+/// The CPUs whose ring was full (it may have overwritten older events),
+/// with the index of their first event.
+pub fn ring_starts(tl: &Timeline) -> Vec<(u32, usize)> {
+    tl.cpus
+        .iter()
+        .filter(|&&cpu| tl.events.iter().filter(|(c, _)| *c == cpu).count() >= stress::trace::RING)
+        .filter_map(|&cpu| Some((cpu, tl.events.iter().position(|(c, _)| *c == cpu)?)))
+        .collect()
 }
 
 /// The SVG text of the swimlane. `title` heads it; `detail` (one line, cut
@@ -234,6 +250,18 @@ fn draw(
         .skip(from)
         .map(|(i, (cpu, _))| (*cpu, i))
         .collect();
+    // A full ring lost its older events: say so in the row above its first
+    // (that lane is empty there), so that a quiet lane is not read as idle.
+    for (cpu, first) in ring_starts(tl) {
+        if first > from {
+            used.insert((cpu, first - 1));
+            root.draw(&Text::new(
+                RING_NOTE,
+                (lane_x(cpu) + 4, row_top(first - 1) + 3),
+                TextStyle::from((FONT, 13.0, FontStyle::Italic).into_font()).color(&MUTED),
+            ))?;
+        }
+    }
     let mut named: Vec<&stress::timeline::Span> = tl
         .spans
         .iter()
@@ -418,6 +446,21 @@ pub(crate) mod tests {
                 .any(|x| x.starts_with(&format!("({from} earlier events not shown"))),
             "{t:?}"
         );
+        // CPU 1's 200 events fill a ring: its start is marked only if drawn.
+        assert_eq!(ring_starts(&tl), vec![(1, 0)]);
+        assert!(!t.iter().any(|x| x == RING_NOTE));
+        let mut late = race();
+        late.push(CpuTrace {
+            cpu: 1,
+            events: (0..48).map(|i| ev(52_000 + i, Ev::Store, 0)).collect(),
+        });
+        let l = Timeline::new(&late, Some(3), &D15293_WINDOW);
+        let first = l.events.iter().position(|(c, _)| *c == 1).unwrap();
+        assert_eq!(ring_starts(&l), vec![(1, first)]);
+        let t = texts(&svg(&l, "t", "d").expect("svg"));
+        assert!(t.iter().any(|x| x == RING_NOTE), "{t:?}");
+        // A ring that is not full lost nothing.
+        assert!(ring_starts(&Timeline::new(&race(), Some(3), &D15293_WINDOW)).is_empty());
         assert!(t.iter().any(|x| x == "CPU 1"));
         let empty = Timeline::new(&[], None, &D15293_WINDOW);
         assert!(rows(&empty).is_none());
@@ -460,7 +503,7 @@ pub(crate) mod tests {
                 .failure
             })
             .expect("a baseline failure");
-        let tl = Timeline::new(&f.traces, Some(f.cpu), &D15293_WINDOW);
+        let tl = Timeline::new(&f.traces, Some(f.cpu), &f.scenario.get().trace_window);
         write(
             Path::new(&path),
             &tl,

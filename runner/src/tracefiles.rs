@@ -11,7 +11,8 @@ use anyhow::Context;
 use stress::Variant;
 use stress::chrome_trace::ChromeTrace;
 use stress::proto::Record;
-use stress::timeline::{D15293_WINDOW, Timeline};
+use stress::scenarios::ScenarioId;
+use stress::timeline::Timeline;
 
 use crate::boot::BootOutcome;
 use crate::seed;
@@ -39,7 +40,7 @@ impl Finding {
             );
             return Some(Finding {
                 trace: ChromeTrace::from_failure(f),
-                timeline: Timeline::new(&f.traces, Some(f.cpu), &D15293_WINDOW),
+                timeline: Timeline::new(&f.traces, Some(f.cpu), &f.scenario.get().trace_window),
                 title,
                 detail: f.detail.clone(),
             });
@@ -53,9 +54,10 @@ impl Finding {
             .map(|w| format!("cpu{}: {} ({} ms)", w.cpu, w.wait, w.stalled_ms))
             .collect::<Vec<_>>()
             .join("; ");
+        let rule = scenario_of(out).get().trace_window;
         Some(Finding {
-            trace: ChromeTrace::from_traces(traces, None, &title, &D15293_WINDOW),
-            timeline: Timeline::new(traces, None, &D15293_WINDOW),
+            trace: ChromeTrace::from_traces(traces, None, &title, &rule),
+            timeline: Timeline::new(traces, None, &rule),
             title,
             detail,
         })
@@ -78,6 +80,25 @@ impl Finding {
         }
         Ok(said)
     }
+}
+
+/// The scenario a boot ran, from the `scenario=` word of the command line
+/// its Hello record echoes (left out: the first scenario, as the kernel
+/// reads it). A failure names its own; a hang needs this.
+fn scenario_of(out: &BootOutcome) -> ScenarioId {
+    out.console
+        .records()
+        .find_map(|r| match r {
+            Record::Hello { cmdline, .. } => Some(
+                cmdline
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("scenario="))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// `compare --trace-dir`: the two files of one boot.
@@ -106,7 +127,28 @@ mod tests {
     use crate::testkit::*;
     use crate::verdict::Exit;
     use stress::FailureKind;
-    use stress::scenarios::d15293;
+    use stress::scenarios::{collapse, d15293};
+    use stress::timeline::{COLLAPSE_WINDOW, D15293_WINDOW, SWAPOFF_WINDOW};
+
+    #[test]
+    fn a_failure_gets_its_scenarios_window() {
+        // The same rings, caught in a collapse run: collapse's rule, which
+        // finds no collapse race in them (no D15293 window either).
+        let Record::Failure(mut f) = failure(d15293::BASELINE, 0x2a, FailureKind::StaleData) else {
+            unreachable!()
+        };
+        f.variant = collapse::R357091_BEFORE;
+        f.scenario = collapse::R357091_BEFORE.scenario_id();
+        let out = outcome(vec![hello(), ready(), Record::Failure(f)], Exit::Status(35));
+        let c = Finding::of(&out).expect("a finding");
+        assert_eq!(c.timeline.window_label, COLLAPSE_WINDOW.label);
+        assert_eq!(c.timeline.window, None);
+        assert!(!c.trace.trace_events.iter().any(|e| e.cat == "window"));
+        let text = crate::swimlane::svg(&c.timeline, &c.title, &c.detail).expect("svg");
+        let t = crate::swimlane::tests::texts(&text);
+        assert!(t.iter().any(|x| x == COLLAPSE_WINDOW.label), "{t:?}");
+        assert!(t.iter().any(|x| x.contains("no race window")), "{t:?}");
+    }
 
     #[test]
     fn a_caught_boot_writes_both_files() {
@@ -120,6 +162,13 @@ mod tests {
             Exit::Status(35),
         );
         let f = Finding::of(&out).expect("a finding");
+        // D15293's rule finds the window in D15293's trace.
+        assert_eq!(f.timeline.window_label, D15293_WINDOW.label);
+        assert!(f.timeline.window.is_some());
+        assert!(
+            f.trace.trace_events.iter().any(|e| e.cat == "window"),
+            "the JSON has the window"
+        );
         assert!(
             f.title.contains("repopulated caught on cpu 2"),
             "{}",
@@ -173,6 +222,23 @@ mod tests {
         )
         .expect("lint");
         assert_eq!(names.get(&1).map(String::as_str), Some("CPU 1"));
+        // A swapoff hang takes swapoff's window rule, named by the command
+        // line; with no scenario= word, the first scenario's.
+        let swapoff_hang = |cmdline: &str| {
+            let mut recs = hang.console.records().cloned().collect::<Vec<_>>();
+            recs[0] = Record::Hello {
+                kernel: "0.1.0".into(),
+                cpus: 4,
+                mem_mib: 256,
+                transport: "mmio".into(),
+                cmdline: cmdline.into(),
+            };
+            Finding::of(&outcome(recs, Exit::Status(35))).expect("finding")
+        };
+        let s = swapoff_hang("mode=stress scenario=swapoff variant=pre-r358024 seed=1");
+        assert_eq!(s.timeline.window_label, SWAPOFF_WINDOW.label);
+        let d = swapoff_hang("mode=stress variant=baseline seed=1");
+        assert_eq!(d.timeline.window_label, D15293_WINDOW.label);
         // A clean boot has no finding.
         let clean = outcome(
             vec![hello(), ready(), done(true, 5000, Some(stats(0)))],

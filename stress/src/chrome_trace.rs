@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::failure::Failure;
-use crate::timeline::{D15293_WINDOW, Timeline, WindowRule};
+use crate::timeline::{Timeline, WindowRule};
 use crate::trace::{CpuTrace, Ev};
 
 /// The JSON object form of a trace.
@@ -148,13 +148,15 @@ fn meta(name: &str, tid: u32, key: &str, value: Value) -> ChromeEvent {
 }
 
 impl ChromeTrace {
-    /// The trace of a caught failure, with its D15293 race window.
+    /// The trace of a caught failure, with its scenario's race window
+    /// ([`crate::scenarios::Scenario::trace_window`]).
     pub fn from_failure(f: &Failure) -> Self {
         let title = format!(
             "forkswap {} seed {:#x}: {} on cpu {}",
             f.variant, f.seed, f.kind, f.cpu
         );
-        let mut t = Self::from_traces(&f.traces, Some(f.cpu), &title, &D15293_WINDOW);
+        let rule = f.scenario.get().trace_window;
+        let mut t = Self::from_traces(&f.traces, Some(f.cpu), &title, &rule);
         for (k, v) in [
             ("variant", Value::from(f.variant.name())),
             ("seed", Value::from(format!("{:#x}", f.seed))),
@@ -437,6 +439,7 @@ pub fn instant_cat(ev: Ev) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeline::D15293_WINDOW;
     use crate::timeline::tests::race;
 
     #[test]

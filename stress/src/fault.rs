@@ -255,6 +255,7 @@ impl<P: Platform> Vm<P> {
                         // D22908 site: the chain below is being collapsed:
                         // step back, wait for the collapse, retry.
                         self.trace(td, Ev::CollapseWait, object.id, pindex, 0);
+                        self.count(td, Counter::collapse_waits);
                         let waited = object.clone();
                         if same(&object, &fs.first_object)
                             && let Some(fm) = fs.first_m.take()
@@ -378,6 +379,7 @@ impl<P: Platform> Vm<P> {
             && fg.lookup(fs.first_pindex).is_some_and(|p| p.frame == fm)
         {
             self.pages.xunbusy(fm);
+            self.count(td, Counter::placeholders_left);
             self.trace(
                 td,
                 Ev::PlaceholderLeft,

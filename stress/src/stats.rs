@@ -117,6 +117,13 @@ counters! {
     /// Pages swapoff read in from swap (counting re-reads).
     #[serde(skip_serializing_if = "is_zero")]
     swapoff_pageins,
+    /// Faults that stepped back to wait for a collapse of their chain (D22908).
+    #[serde(skip_serializing_if = "is_zero")]
+    collapse_waits,
+    /// Faults that left their invalid top-object page behind when they met
+    /// a busy page below (the early-2020 fault, before r357091).
+    #[serde(skip_serializing_if = "is_zero")]
+    placeholders_left,
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -13,9 +13,11 @@
 //! the trace ends (the failure stopped the run) ends at the trace's last
 //! event. Both are flagged as clipped.
 //!
-//! The race window comes from one rule, [`WindowRule`] ([`D15293_WINDOW`]):
-//! from the event that opens it on one CPU to the event that closes it on
-//! another, so that it can become per scenario.
+//! The race window comes from the failing scenario's rule
+//! ([`crate::scenarios::Scenario::trace_window`], a [`WindowRule`]: here
+//! [`D15293_WINDOW`], [`COLLAPSE_WINDOW`], [`SWAPOFF_WINDOW`]): from the
+//! event that opens it to the event that closes it, on another CPU or on
+//! the same one ([`Close`]), the opener chosen by a [`Witness`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -206,25 +208,56 @@ pub struct Span {
     pub clipped_end: bool,
 }
 
-/// The race window of a scenario: from the last `opens` event (on a CPU
-/// other than the closer's) before the last `closes` event at or before the
-/// fatal one. With `same_object`, both name the same object. With
-/// `witness: (mine, theirs)`, an opener is preferred whose CPU then records
-/// a `mine` event at an (object, pindex) where the closer's CPU had
-/// recorded a `theirs` event before (the CPU that did the damage), then one
-/// whose CPU records any `mine` event on the object.
-#[derive(Clone, Copy, Debug)]
+/// The race window of a scenario: from an `opens` event to the event that
+/// closes it ([`Close`]), at or before the fatal one. Of the windows that
+/// close last, the one whose opener the [`Witness`] vouches for is taken,
+/// else the one opened last (but see [`Close::SameCpu`]). With `same_object`, opener and closer name the
+/// same object (a fatal oracle event names none: it is not compared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowRule {
     /// What the window is, for labels.
     pub label: &'static str,
     /// Event kind that opens the window.
     pub opens: Ev,
-    /// Event kind that closes it.
-    pub closes: Ev,
+    /// What closes it.
+    pub closes: Close,
     /// Opener and closer name the same object.
     pub same_object: bool,
-    /// `(mine, theirs)`: prefer the opener that then touched the closer's page.
-    pub witness: Option<(Ev, Ev)>,
+    /// Which opener to prefer when there are several.
+    pub witness: Option<Witness>,
+}
+
+/// What closes a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// The latest event of this kind (at or before the fatal one) on a CPU
+    /// other than the opener's (D15293: split restarts while the faulting
+    /// CPU is in the window).
+    OtherCpu(Ev),
+    /// On the opener's CPU: when an oracle fired, only that CPU's openers
+    /// count and the window closes at the fatal event (swapoff's check runs
+    /// before the read it would have recorded; collapse's fault has retried
+    /// and read the lost page); otherwise at the first event of this kind
+    /// after the latest opener that has one. Several openers on that CPU
+    /// and object with no such event between them are one window, opened
+    /// by the first (swapoff drops the lock several times between its
+    /// lookup and its reads). The witness is not used.
+    SameCpu(Ev),
+}
+
+/// Which of several openers did the damage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Witness {
+    /// The opener's CPU then records `mine` at an (object, pindex) where
+    /// the closer's CPU had recorded `theirs` before; failing that, any
+    /// `mine` on the window's object (D15293: the fault re-creates by
+    /// read-behind a page split had moved).
+    Redoes {
+        /// The opener CPU's event.
+        mine: Ev,
+        /// The closer CPU's earlier event at the same page.
+        theirs: Ev,
+    },
 }
 
 /// D15293's window: from getpages dropping the object lock (for a pbuf) to
@@ -233,9 +266,42 @@ pub struct WindowRule {
 pub const D15293_WINDOW: WindowRule = WindowRule {
     label: "race window: getpages dropped the object lock .. split restarts",
     opens: Ev::GetpagesUnlock,
-    closes: Ev::SplitRestart,
+    closes: Close::OtherCpu(Ev::SplitRestart),
     same_object: true,
-    witness: Some((Ev::AllocBehind, Ev::SplitMove)),
+    witness: Some(Witness::Redoes {
+        mine: Ev::AllocBehind,
+        theirs: Ev::SplitMove,
+    }),
+};
+
+/// collapse's window (r357091): a fault met a busy page below its top
+/// object and left its invalid page there while it sleeps and lingers;
+/// until it retries, a collapse can take that page for data (into the
+/// object: the backing page is freed with its swap; of the object: the
+/// invalid page moves up and the swap block goes). The collapse itself is
+/// rarely still in the rings (the linger lasts milliseconds, a ring 48
+/// events), so the window is the fault's: from the page left behind to its
+/// retry — to the oracle, on the CPU whose retry read the lost page.
+pub const COLLAPSE_WINDOW: WindowRule = WindowRule {
+    label: "race window: a fault left its invalid page in its top object .. its retry (oracle)",
+    opens: Ev::PlaceholderLeft,
+    closes: Close::SameCpu(Ev::FaultRetry),
+    same_object: false,
+    witness: None,
+};
+
+/// swapoff's window (r358024): from swapoff first dropping the object lock
+/// (busy page, memory, pager) after it looked its blocks up, to the oracle
+/// that stops the read of a stale block (in a hang: to its next read).
+/// Every unlock of the object since its last read belongs to the window:
+/// the blocks were looked up before the first (before r358024 all pages of
+/// a run are grabbed, unlocking, before its stretches are read).
+pub const SWAPOFF_WINDOW: WindowRule = WindowRule {
+    label: "race window: swapoff dropped the object lock .. reads the blocks it looked up",
+    opens: Ev::SwapoffUnlock,
+    closes: Close::SameCpu(Ev::SwapoffRead),
+    same_object: true,
+    witness: None,
 };
 
 /// A window found in a timeline: indices into [`Timeline::events`].
@@ -439,49 +505,103 @@ fn fix_retro_depths(spans: &mut [Span]) {
 
 /// Finds `rule`'s window in `events` (see [`WindowRule`]).
 pub fn window(events: &[Merged], fatal: Option<usize>, rule: &WindowRule) -> Option<Window> {
-    let limit = fatal.unwrap_or(events.len().saturating_sub(1));
-    let closes = (0..=limit.min(events.len().checked_sub(1)?))
-        .rev()
-        .find(|&i| events[i].1.ev == rule.closes)?;
-    let (ccpu, cev) = events[closes];
-    let candidates: Vec<usize> = (0..closes)
-        .rev()
-        .filter(|&i| {
-            let (cpu, e) = events[i];
-            e.ev == rule.opens && cpu != ccpu && (!rule.same_object || e.obj == cev.obj)
-        })
-        .collect();
-    // The opener's `mine` events on the object, before the window closes.
-    let mine = |o: usize| {
-        let (ocpu, oev) = events[o];
-        let w = rule.witness.map(|w| w.0);
-        (o..closes).filter(move |&i| {
-            let (cpu, e) = events[i];
-            cpu == ocpu && Some(e.ev) == w && e.obj == oev.obj
-        })
+    let last = events.len().checked_sub(1)?;
+    let limit = fatal.map_or(last, |f| f.min(last));
+    match rule.closes {
+        Close::OtherCpu(ev) => {
+            for closes in (0..=limit).rev().filter(|&i| events[i].1.ev == ev) {
+                let (ccpu, cev) = events[closes];
+                let openers: Vec<usize> = (0..closes)
+                    .rev()
+                    .filter(|&i| {
+                        let (cpu, e) = events[i];
+                        e.ev == rule.opens && cpu != ccpu && (!rule.same_object || e.obj == cev.obj)
+                    })
+                    .collect();
+                if let Some(opens) = pick(events, rule, &openers, closes) {
+                    return Some(Window { opens, closes });
+                }
+            }
+            None
+        }
+        Close::SameCpu(ev) => {
+            let caught = fatal.map(|f| events[f].0);
+            let closer = |o: usize, i: usize| {
+                let ((ocpu, oev), (cpu, e)) = (events[o], events[i]);
+                cpu == ocpu && e.ev == ev && (!rule.same_object || e.obj == oev.obj)
+            };
+            // The latest opener that is closed: by the oracle of its CPU,
+            // else by the first `ev` after it.
+            let (latest, closes) = (0..limit)
+                .rev()
+                .filter(|&o| {
+                    let (cpu, e) = events[o];
+                    e.ev == rule.opens && caught.is_none_or(|c| c == cpu)
+                })
+                .find_map(|o| {
+                    let closes = fatal.or_else(|| (o + 1..=limit).find(|&i| closer(o, i)))?;
+                    Some((o, closes))
+                })?;
+            // Back through the openers of that CPU and object while no `ev`
+            // lies between: the window opens at the first.
+            let (cpu, obj) = (events[latest].0, events[latest].1.obj);
+            let mut opens = latest;
+            for o in (0..latest).rev() {
+                if closer(latest, o) {
+                    break;
+                }
+                let (c, e) = events[o];
+                if c == cpu && e.ev == rule.opens {
+                    if e.obj != obj {
+                        break;
+                    }
+                    opens = o;
+                }
+            }
+            Some(Window { opens, closes })
+        }
+    }
+}
+
+/// The opener of a window closing at `closes` among `openers` (latest
+/// first): the first the witness vouches for, else the first.
+fn pick(events: &[Merged], rule: &WindowRule, openers: &[usize], closes: usize) -> Option<usize> {
+    let ccpu = events[closes].0;
+    let latest = openers.first().copied();
+    let Some(witness) = rule.witness else {
+        return latest;
     };
-    let damaged = |o: &usize| {
-        mine(*o).any(|i| {
-            let e = events[i].1;
-            events[..i].iter().any(|(cpu, t)| {
-                *cpu == ccpu
-                    && rule.witness.is_some_and(|w| w.1 == t.ev)
-                    && (t.obj, t.pindex) == (e.obj, e.pindex)
-            })
-        })
-    };
-    let opens = candidates
-        .iter()
-        .copied()
-        .find(damaged)
-        .or_else(|| {
-            candidates
+    match witness {
+        Witness::Redoes { mine, theirs } => {
+            // The opener's `mine` events on the object, before the window closes.
+            let mine_of = |o: usize| {
+                let (ocpu, oev) = events[o];
+                (o..closes).filter(move |&i| {
+                    let (cpu, e) = events[i];
+                    cpu == ocpu && e.ev == mine && e.obj == oev.obj
+                })
+            };
+            let damaged = |o: &usize| {
+                mine_of(*o).any(|i| {
+                    let e = events[i].1;
+                    events[..i].iter().any(|(cpu, t)| {
+                        *cpu == ccpu && t.ev == theirs && (t.obj, t.pindex) == (e.obj, e.pindex)
+                    })
+                })
+            };
+            openers
                 .iter()
                 .copied()
-                .find(|&o| mine(o).next().is_some())
-        })
-        .or_else(|| candidates.first().copied())?;
-    Some(Window { opens, closes })
+                .find(damaged)
+                .or_else(|| {
+                    openers
+                        .iter()
+                        .copied()
+                        .find(|&o| mine_of(o).next().is_some())
+                })
+                .or(latest)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -611,5 +731,188 @@ pub(crate) mod tests {
         other[0].events[2].obj = 9;
         assert_eq!(Timeline::new(&other, Some(1), &D15293_WINDOW).window, None);
         assert_eq!(Timeline::new(&[], None, &D15293_WINDOW).window, None);
+    }
+
+    fn at(t: u64, ev: Ev, obj: u32, pindex: u32) -> TraceEvent {
+        TraceEvent {
+            t,
+            ev,
+            obj,
+            pindex,
+            arg: 0,
+        }
+    }
+
+    /// r357091's race (docs/scenarios/collapse.md): CPU 2's fault leaves
+    /// its invalid page at obj 9 pindex 10 and lingers; CPU 3's exit
+    /// collapses obj 5 into obj 9; CPU 2's retry reads zeros.
+    pub(crate) fn collapse_race() -> Vec<CpuTrace> {
+        vec![
+            CpuTrace {
+                cpu: 1,
+                events: vec![
+                    at(10, Ev::FaultStart, 0, 11),
+                    at(11, Ev::GetpagesEnter, 5, 11),
+                    at(12, Ev::SwapRead, 5, 10),
+                    at(40, Ev::SwapReadDone, 5, 10),
+                    at(41, Ev::FaultDone, 9, 11),
+                ],
+            },
+            CpuTrace {
+                cpu: 2,
+                events: vec![
+                    at(15, Ev::FaultStart, 0, 10),
+                    at(20, Ev::PlaceholderLeft, 9, 10),
+                    at(30, Ev::Delay, 0, 0),
+                    at(60, Ev::FaultRetry, 0, 10),
+                    at(61, Ev::FaultDone, 9, 10),
+                    at(62, Ev::Load, 0, 10),
+                    at(63, Ev::Oracle, 0, 0),
+                ],
+            },
+            CpuTrace {
+                cpu: 3,
+                events: vec![at(25, Ev::Exit, 0, 0), at(50, Ev::Collapse, 9, 5)],
+            },
+        ]
+    }
+
+    #[test]
+    fn the_collapse_window_runs_from_the_placeholder_to_the_retry() {
+        let t = Timeline::new(&collapse_race(), Some(2), &COLLAPSE_WINDOW);
+        let w = t.window.expect("window");
+        assert_eq!(t.events[w.opens], (2, at(20, Ev::PlaceholderLeft, 9, 10)));
+        assert_eq!(Some(w.closes), t.fatal);
+        assert_eq!(t.window_label, COLLAPSE_WINDOW.label);
+        // Decoys: a later placeholder left by a fault on a CPU whose oracle
+        // did not fire (still lingering), and an earlier one of the
+        // catching CPU that had retried already.
+        let mut decoy = collapse_race();
+        decoy[0].events.push(at(42, Ev::PlaceholderLeft, 9, 12));
+        decoy[1].events.insert(0, at(2, Ev::PlaceholderLeft, 14, 3));
+        decoy[1].events.insert(1, at(4, Ev::FaultRetry, 0, 3));
+        let d = Timeline::new(&decoy, Some(2), &COLLAPSE_WINDOW);
+        let w = d.window.expect("window");
+        assert_eq!((d.events[w.opens].1.t, d.events[w.closes].1.t), (20, 63));
+        // Caught on the collapsing CPU (the scan's own oracle): it left no
+        // page, so no window.
+        let mut scan = collapse_race();
+        scan[2].events.push(at(64, Ev::Oracle, 0, 0));
+        assert_eq!(Timeline::new(&scan, Some(3), &COLLAPSE_WINDOW).window, None);
+        // A hang (no oracle): the latest placeholder that was retried, to
+        // its retry.
+        let h = Timeline::new(&decoy, None, &COLLAPSE_WINDOW);
+        let w = h.window.expect("window");
+        assert_eq!((h.events[w.opens].1.t, h.events[w.closes].1.t), (20, 60));
+        // No placeholder: no window.
+        let mut none = collapse_race();
+        none[1].events.remove(1);
+        assert_eq!(Timeline::new(&none, Some(2), &COLLAPSE_WINDOW).window, None);
+        // Each rule finds only its own race.
+        assert_eq!(
+            Timeline::new(&collapse_race(), Some(2), &D15293_WINDOW).window,
+            None
+        );
+        assert_eq!(
+            Timeline::new(&race(), Some(1), &COLLAPSE_WINDOW).window,
+            None
+        );
+        assert_eq!(
+            Timeline::new(&race(), Some(1), &SWAPOFF_WINDOW).window,
+            None
+        );
+    }
+
+    /// r358024's race (docs/scenarios/swapoff.md): swapoff (CPU 3) read a
+    /// run of obj 3 before (pindex 0), then sleeps on busy page 4 of obj 3
+    /// with the lock dropped; CPU 2 stores to page 7 and pages it out to a
+    /// new block; swapoff wakes, sleeps once more on page 5, then reads
+    /// page 7's old block: the oracle.
+    pub(crate) fn swapoff_race() -> Vec<CpuTrace> {
+        vec![
+            CpuTrace {
+                cpu: 0,
+                events: vec![
+                    at(10, Ev::FaultStart, 0, 4),
+                    at(11, Ev::GetpagesEnter, 3, 4),
+                    at(12, Ev::GetpagesUnlock, 3, 4),
+                    at(13, Ev::PbufSleep, 0, 0),
+                    at(40, Ev::PbufGot, 0, 0),
+                    at(41, Ev::GetpagesRelock, 3, 4),
+                    at(42, Ev::SwapRead, 3, 4),
+                    at(45, Ev::SwapReadDone, 3, 4),
+                    at(46, Ev::FaultDone, 3, 4),
+                ],
+            },
+            CpuTrace {
+                cpu: 2,
+                events: vec![
+                    at(22, Ev::FaultStart, 0, 7),
+                    at(25, Ev::FaultDone, 3, 7),
+                    at(26, Ev::Store, 0, 7),
+                    at(30, Ev::Pageout, 3, 7),
+                ],
+            },
+            CpuTrace {
+                cpu: 3,
+                events: vec![
+                    at(5, Ev::SwapoffStart, 0, 0),
+                    at(6, Ev::SwapoffUnlock, 3, 0),
+                    at(7, Ev::SwapoffRead, 3, 0),
+                    at(8, Ev::SwapoffDirty, 3, 0),
+                    at(20, Ev::SwapoffUnlock, 3, 4),
+                    at(50, Ev::SwapoffUnlock, 3, 5),
+                    at(55, Ev::Oracle, 0, 0),
+                ],
+            },
+        ]
+    }
+
+    #[test]
+    fn the_swapoff_window_runs_from_the_first_unlock_to_the_stopped_read() {
+        let t = Timeline::new(&swapoff_race(), Some(3), &SWAPOFF_WINDOW);
+        let w = t.window.expect("window");
+        // Not the later unlock (page 5): the blocks were looked up before
+        // the first; not the one before the earlier read either.
+        assert_eq!(t.events[w.opens], (3, at(20, Ev::SwapoffUnlock, 3, 4)));
+        assert_eq!(Some(w.closes), t.fatal);
+        // A stretch read before the failing one does not end the window.
+        let mut stretch = swapoff_race();
+        stretch[2].events.insert(6, at(52, Ev::SwapoffRead, 3, 4));
+        let st = Timeline::new(&stretch, Some(3), &SWAPOFF_WINDOW);
+        let w = st.window.expect("window");
+        assert_eq!((st.events[w.opens].1.t, Some(w.closes)), (20, st.fatal));
+        // An unlock of another object in between starts a new window.
+        let mut moved = swapoff_race();
+        moved[2].events[5].obj = 8;
+        let m = Timeline::new(&moved, Some(3), &SWAPOFF_WINDOW);
+        assert_eq!(m.events[m.window.unwrap().opens].1.t, 50);
+        // A hang (no oracle): the window needs swapoff's own read of obj 3.
+        let h = Timeline::new(&swapoff_race(), None, &SWAPOFF_WINDOW);
+        let w = h.window.expect("the earlier read's window");
+        assert_eq!((h.events[w.opens].1.t, h.events[w.closes].1.t), (6, 7));
+        let mut read = swapoff_race();
+        read[2].events[6] = at(55, Ev::SwapoffRead, 3, 6);
+        let r = Timeline::new(&read, None, &SWAPOFF_WINDOW);
+        let w = r.window.expect("window");
+        assert_eq!(
+            (r.events[w.opens].1.t, r.events[w.closes].1.ev),
+            (20, Ev::SwapoffRead)
+        );
+        // The oracle fired on another CPU: not swapoff's window.
+        let mut elsewhere = swapoff_race();
+        elsewhere[2].events.pop();
+        elsewhere[1].events.push(at(56, Ev::Oracle, 0, 0));
+        let e = Timeline::new(&elsewhere, Some(2), &SWAPOFF_WINDOW);
+        assert!(e.fatal.is_some());
+        assert_eq!(e.window, None);
+        assert_eq!(
+            Timeline::new(&swapoff_race(), Some(3), &COLLAPSE_WINDOW).window,
+            None
+        );
+        assert_eq!(
+            Timeline::new(&swapoff_race(), Some(3), &D15293_WINDOW).window,
+            None
+        );
     }
 }

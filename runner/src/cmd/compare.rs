@@ -317,8 +317,53 @@ fn pct(v: f64) -> String {
     format!("{:.0}%", v * 100.0)
 }
 
+/// The cost column: its header and each row's cell. Rows of one set of
+/// cost counters (one scenario) get `a/b/c` under a header naming them;
+/// mixed rows get `name value, ...` under `costs`.
+fn cost_column(rows: &[VariantSummary]) -> (String, Vec<String>) {
+    let names = |s: &VariantSummary| -> Vec<&'static str> {
+        s.variant
+            .scenario()
+            .costs
+            .iter()
+            .map(|c| c.name())
+            .collect()
+    };
+    let value = |s: &VariantSummary, n: &str| s.costs.get(n).copied().unwrap_or(0);
+    let shared = rows
+        .first()
+        .map(names)
+        .filter(|first| rows.iter().all(|r| names(r) == *first));
+    match shared {
+        Some(ns) => (
+            ns.join("/"),
+            rows.iter()
+                .map(|r| {
+                    ns.iter()
+                        .map(|n| value(r, n).to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .collect(),
+        ),
+        None => (
+            "costs".into(),
+            rows.iter()
+                .map(|r| {
+                    names(r)
+                        .iter()
+                        .map(|n| format!("{n} {}", value(r, n)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect(),
+        ),
+    }
+}
+
 /// The table: one row per variant.
 pub fn table(rows: &[VariantSummary]) -> Table {
+    let (cost_header, cost_cells) = cost_column(rows);
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED).set_header([
         "variant",
@@ -331,11 +376,11 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         "infra",
         "median TTF",
         "window hits total/min",
-        "wasted/discarded/leaked",
+        cost_header.as_str(),
         "faults/s",
         "forks/s",
     ]);
-    for s in rows {
+    for (s, costs) in rows.iter().zip(cost_cells) {
         let kinds = if s.failure_kinds.is_empty() {
             "-".to_string()
         } else {
@@ -363,7 +408,7 @@ pub fn table(rows: &[VariantSummary]) -> Table {
                 s.window_hits,
                 opt(s.window_hits_min, |m| m.to_string())
             ),
-            format!("{}/{}/{}", s.wasted, s.discarded, s.leaked),
+            costs,
             opt(s.faults_per_s, fmt_rate),
             opt(s.forks_per_s, |f| format!("{f:.1}")),
         ]);
@@ -443,7 +488,7 @@ mod tests {
     use crate::stress_result::FailureInfo;
     use crate::testkit::result;
     use stress::FailureKind;
-    use stress::scenarios::d15293;
+    use stress::scenarios::{d15293, swapoff};
 
     fn boots() -> Vec<BootResult> {
         let mut c = result(d15293::BASELINE, Outcome::Caught, 1);
@@ -512,5 +557,51 @@ mod tests {
             n.contains("swap-prealloc seed 0x2: Panic: cpu 1: boom"),
             "{n}"
         );
+    }
+
+    #[test]
+    fn the_cost_column_is_the_scenarios() {
+        let b = boots();
+        let d = [summarize(d15293::BASELINE, &b)];
+        let t = table(&d).to_string();
+        assert!(t.contains("wasted/discarded/leaked"), "{t}");
+        // Two swapoff boots: its counters by name, summed; D15293's absent.
+        let mut boots: Vec<BootResult> = (0..2)
+            .map(|i| {
+                let mut r = result(swapoff::PRE_R358024, Outcome::Clean, 5);
+                let st = r.stats.as_mut().expect("stats");
+                st.swapoffs = 3 + i;
+                st.swapoff_blocks = 100;
+                st.swapoff_pageins = 40;
+                st.wasted = 7;
+                r
+            })
+            .collect();
+        let s = summarize(swapoff::PRE_R358024, &boots);
+        assert_eq!(s.costs.get("swapoffs"), Some(&7));
+        assert_eq!(s.costs.get("swapoff_pageins"), Some(&80));
+        assert_eq!(s.costs.get("wasted"), None);
+        assert_eq!(s.wasted, 14, "the old field stays");
+        let t = table(std::slice::from_ref(&s)).to_string();
+        assert!(t.contains("swapoffs/swapoff_blocks/swapoff_pageins"), "{t}");
+        assert!(t.contains("7/200/80"), "{t}");
+        assert!(!t.contains("wasted"), "{t}");
+        // Rows of two scenarios: each row names its own counters.
+        boots.extend(b);
+        let rows = [
+            summarize(d15293::BASELINE, &boots),
+            summarize(swapoff::PRE_R358024, &boots),
+        ];
+        let t = table(&rows).to_string();
+        assert!(t.contains("costs"), "{t}");
+        assert!(t.contains("swapoffs 7, swapoff_blocks 200"), "{t}");
+        assert!(t.contains("wasted 0, discarded 0"), "{t}");
+        // JSON: the map, and the old fields; a document without `costs` reads.
+        let mut v = serde_json::to_value(&s).expect("json");
+        assert_eq!(v["costs"]["swapoff_blocks"], 200);
+        assert_eq!(v["wasted"], 14);
+        v.as_object_mut().expect("object").remove("costs");
+        let old: VariantSummary = serde_json::from_value(v).expect("an older document");
+        assert!(old.costs.is_empty());
     }
 }

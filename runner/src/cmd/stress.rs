@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: &StressArgs) -> Result<u8> {
         spec.timeout().as_secs()
     );
     let bspec = spec.boot_spec(kernel, qemu);
-    let mut live = Live::new(spec.duration, ctx.verbose);
+    let mut live = Live::new(spec.duration, ctx.verbose, spec.variant.scenario().costs);
     let t = Instant::now();
     let _graceful = reaper::Graceful::new();
     let out = boot::boot(&bspec, &mut |l| live.line(l));
@@ -118,7 +118,7 @@ fn interrupted(
             text,
             "  last counters (at {} ms): {}",
             run_ms.unwrap_or_default(),
-            counters(st)
+            counters(st, spec.variant.scenario().costs)
         );
     }
     let _ = writeln!(text, "replay:\n  {}", spec.replay());
@@ -148,18 +148,17 @@ fn interrupted(
     Ok(out::exit_status(printed, (128 + sig) as u8))
 }
 
-/// The counters a developer looks at first.
-pub fn counters(s: &Stats) -> String {
+/// The counters a developer looks at first, ending with the scenario's
+/// cost counters (`Scenario::costs`).
+pub fn counters(s: &Stats, costs: &[stress::Counter]) -> String {
     format!(
-        "forks {}, faults {}, swap-ins {} ({} pages), window hits {}, wasted {}, discarded {}, leaked {}",
+        "forks {}, faults {}, swap-ins {} ({} pages), window hits {}{}",
         s.forks,
         s.faults,
         s.swapins,
         s.swapin_pages,
         s.window_hits,
-        s.wasted,
-        s.discarded,
-        s.leaked
+        crate::live::cost_list(s, costs)
     )
 }
 
@@ -196,7 +195,11 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 );
                 let _ = writeln!(s, "  detail:            {}", info.detail);
                 if let Some(st) = &r.stats {
-                    let _ = writeln!(s, "  counters:          {}", counters(st));
+                    let _ = writeln!(
+                        s,
+                        "  counters:          {}",
+                        counters(st, spec.variant.scenario().costs)
+                    );
                 }
                 let _ = writeln!(
                     s,
@@ -222,7 +225,11 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 "verdict: INCONCLUSIVE — {label}: no oracle fired in {run}, but the race window never opened (0 window hits): this run proves nothing about the variant"
             );
             if let Some(st) = &r.stats {
-                let _ = writeln!(s, "  counters: {}", counters(st));
+                let _ = writeln!(
+                    s,
+                    "  counters: {}",
+                    counters(st, spec.variant.scenario().costs)
+                );
             }
             let _ = writeln!(
                 s,
@@ -232,7 +239,11 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
         Outcome::Clean => {
             let _ = writeln!(s, "verdict: CLEAN — {label}: no oracle fired in {run}");
             if let Some(st) = &r.stats {
-                let _ = writeln!(s, "  counters: {}", counters(st));
+                let _ = writeln!(
+                    s,
+                    "  counters: {}",
+                    counters(st, spec.variant.scenario().costs)
+                );
             }
             let _ = writeln!(
                 s,
@@ -269,7 +280,11 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 }
             }
             if let Some(st) = &r.stats {
-                let _ = writeln!(s, "  counters: {}", counters(st));
+                let _ = writeln!(
+                    s,
+                    "  counters: {}",
+                    counters(st, spec.variant.scenario().costs)
+                );
             }
             if let Some(Record::Hang { traces, .. }) = out.console.hang()
                 && !traces.is_empty()

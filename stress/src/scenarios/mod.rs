@@ -2,7 +2,8 @@
 //!
 //! A scenario owns its name and references, its variants (each a setting of
 //! [`crate::sites::Sites`]), the model event that counts as its race window,
-//! the oracles that apply, the boot tests that guard it, and its workload
+//! the race window its failure traces shade, the oracles that apply, the
+//! boot tests that guard it, and its workload
 //! ([`Race`]: roles and the loop each CPU runs). The run driver
 //! ([`crate::run`]) owns everything else: set-up, deadline, progress,
 //! watchdog, and the end of the run.
@@ -23,6 +24,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::failure::FailureKind;
 use crate::platform::Platform;
 use crate::sites::Window;
+use crate::stats::Counter;
+use crate::timeline::WindowRule;
 use crate::variant::{Variant, VariantDef};
 use crate::vm::{Res, Td, Vm, VmConfig};
 
@@ -105,6 +108,14 @@ pub struct Scenario {
     pub window: Window,
     /// That event in words.
     pub window_doc: &'static str,
+    /// The race window a failure's trace shades (`--trace-out`,
+    /// `--trace-svg`, `compare --trace-dir`): which trace events open and
+    /// close it ([`crate::timeline`]).
+    pub trace_window: WindowRule,
+    /// The counters that show what the race costs or how often its
+    /// preconditions happen, by name in the runner's live status line,
+    /// compare's table and its JSON (`costs`).
+    pub costs: &'static [Counter],
     /// The oracles that can catch it.
     pub oracles: &'static [FailureKind],
     /// The boot tests that guard it (one failing, one clean variant).
@@ -290,6 +301,11 @@ mod tests {
                 assert!(s.variant(g.variant).is_some(), "{}: guard {}", s, g.variant);
             }
             assert!(!s.get().references.is_empty() && !s.get().oracles.is_empty());
+            let costs = s.get().costs;
+            assert!(!costs.is_empty(), "{s}: no cost counters");
+            for (i, c) in costs.iter().enumerate() {
+                assert!(!costs[..i].contains(c), "{s}: {} twice", c.name());
+            }
         }
         let e = "nope".parse::<ScenarioId>().unwrap_err().to_string();
         assert!(e.contains("'nope'") && e.contains("d15293"), "{e}");

@@ -135,6 +135,12 @@ pub static SCENARIO: Scenario = Scenario {
     window: Window::CollapseMetFault,
     window_doc: "vm_object_collapse began on a backing object (or qcollapse ran) while a fault \
                  was inside the parent or the backing object (paging in progress)",
+    trace_window: crate::timeline::COLLAPSE_WINDOW,
+    costs: &[
+        crate::stats::Counter::placeholders_left,
+        crate::stats::Counter::collapse_waits,
+        crate::stats::Counter::collapses,
+    ],
     oracles: &[
         FailureKind::FreedMapped,
         FailureKind::StaleData,

@@ -133,6 +133,12 @@ pub static SCENARIO: Scenario = Scenario {
     window: Window::SplitMetReadBehind,
     window_doc: "vm_object_split met a busy page (or, waiting for paging, a swap-in) while a \
                  read-behind swap-in of the same object was in flight",
+    trace_window: crate::timeline::D15293_WINDOW,
+    costs: &[
+        crate::stats::Counter::wasted,
+        crate::stats::Counter::discarded,
+        crate::stats::Counter::leaked,
+    ],
     oracles: &[
         FailureKind::Repopulated,
         FailureKind::DuplicatePage,

@@ -106,6 +106,12 @@ pub static SCENARIO: Scenario = Scenario {
     window_doc: "swap_pager_swapoff_object had the object unlocked (sleeping on a busy page, \
                  waiting for memory, in the pager) while another thread changed that object's \
                  swap metadata",
+    trace_window: crate::timeline::SWAPOFF_WINDOW,
+    costs: &[
+        crate::stats::Counter::swapoffs,
+        crate::stats::Counter::swapoff_blocks,
+        crate::stats::Counter::swapoff_pageins,
+    ],
     oracles: &[
         FailureKind::SwapUseAfterFree,
         FailureKind::StaleData,
