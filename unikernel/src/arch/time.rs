@@ -152,7 +152,7 @@ pub fn calibrate() -> Calibration {
     PIT_DATA.write(1);
     PIT_DATA.write(0);
     NS_PER_TSC.store(
-        (1_000_000_000u128 << 32).div_ceil(cal.tsc_hz as u128) as u64,
+        (1_000_000_000u64 << 32).div_ceil(cal.tsc_hz.max(1)),
         Ordering::Relaxed,
     );
     *CAL.call_once(|| cal)
@@ -214,7 +214,10 @@ fn window(ticks: u64) -> (u64, u64, u64, Sample) {
 
 /// `ticks` of a clock over `pit` PIT ticks, in Hz.
 fn rate(ticks: u64, pit: u64) -> u64 {
-    (ticks as u128 * PIT_HZ as u128 / pit.max(1) as u128) as u64
+    // u64 arithmetic (no 128-bit division routine to run at boot): a
+    // product that saturates (a window of hours) gives an absurd rate that
+    // the callers' checks reject.
+    ticks.saturating_mul(PIT_HZ) / pit.max(1)
 }
 
 /// The window from [`start_calibration`]'s reading `start` to now, its PIT
@@ -224,7 +227,7 @@ fn boot_window((t0, p0, a0): Sample) -> Option<Calibration> {
     let (t, _, p, (t1, p1, a1)) = window(SHORT_WINDOW);
     let rough = rate(t, p);
     let tsc_ticks = t1 - t0;
-    let predicted = (tsc_ticks as u128 * PIT_HZ as u128 / rough.max(1) as u128) as u64;
+    let predicted = tsc_ticks.saturating_mul(PIT_HZ) / rough.max(1);
     if !(LONG_MIN..=LONG_MAX).contains(&predicted) {
         return None;
     }
