@@ -57,7 +57,7 @@ pub enum Command {
     Run(RunArgs),
     /// Run the host tests, then the boot tests under QEMU (KTAP on stdout).
     ///
-    /// Host tests: `cargo test -p stress -p runner`. Boot tests: `mode=tests`
+    /// Host tests: `cargo test -p stress -p runner -p unikernel`. Boot tests: `mode=tests`
     /// with 1, 2 and 4 CPUs on microvm and 2 CPUs on q35, every deliberate
     /// crash kind (each must get exactly its expected verdict), the
     /// accelerator probe, every scenario's stress guards (4 CPUs, 10 s; a
@@ -288,7 +288,7 @@ pub struct SuiteArgs {
 pub struct TestArgs {
     #[command(flatten)]
     pub suite: SuiteArgs,
-    /// Skip the host tests (`cargo test -p stress -p runner`).
+    /// Skip the host tests (`cargo test -p stress -p runner -p unikernel`).
     #[arg(long)]
     pub boot_only: bool,
 }

@@ -86,20 +86,25 @@ pub fn run_suite(ctx: &Ctx, a: &SuiteArgs, host: bool) -> Result<u8> {
     Ok(crate::out::exit_status(printed, code))
 }
 
-/// `cargo test -p stress -p runner`, its output passed through.
+/// `cargo test -p stress -p runner -p unikernel`, its output passed through.
 fn host_tests(ctx: &Ctx) -> CaseResult {
     let t = Instant::now();
-    eprintln!("running host tests: cargo test -p stress -p runner");
+    eprintln!("running host tests: cargo test -p stress -p runner -p unikernel");
     let status = toolchain::cargo()
-        .args(["test", "-p", "stress", "-p", "runner"])
+        .args(["test", "-p", "stress", "-p", "runner", "-p", "unikernel"])
         .current_dir(&ctx.workspace)
         .stdin(Stdio::null())
         .status();
     let (ok, message) = match status {
-        Ok(s) if s.success() => (true, "cargo test -p stress -p runner passed".to_string()),
+        Ok(s) if s.success() => (
+            true,
+            "cargo test -p stress -p runner -p unikernel passed".to_string(),
+        ),
         Ok(s) => (
             false,
-            format!("cargo test -p stress -p runner failed ({s}); its output is above"),
+            format!(
+                "cargo test -p stress -p runner -p unikernel failed ({s}); its output is above"
+            ),
         ),
         Err(e) => (false, format!("cannot run cargo test: {e}")),
     };
