@@ -23,7 +23,7 @@
 //! queued behind 1-2 pbufs at ~2 ms a virtio read.
 //!
 //! Measured (`cargo xtask --kernel K bench stress --accel tcg`, before and
-//! after, interleaved twice, load ~8.5 on 2 cores, 2026-12-03): steered
+//! after, interleaved twice, load ~8.5 on 2 cores, 2026-12-02): steered
 //! 9.9 and 9.7 → 42.0 and 48.1 window hits/s (about 1.0 hit per fork
 //! either way; forks/s 10 → 40-50); unsteered 2.0/8.4 → 2.0/24.9.
 
