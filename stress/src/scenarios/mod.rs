@@ -13,7 +13,10 @@
 
 pub mod collapse;
 pub mod d15293;
+mod run;
 pub mod swapoff;
+
+pub use run::{RaceWorkload, RoleKind, Run};
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -64,9 +67,9 @@ impl Knobs {
 /// The scenario's workload for `seed` with `knobs`, on any platform.
 pub fn race<P: Platform>(id: ScenarioId, seed: u64, knobs: Knobs) -> Box<dyn Race<P>> {
     match id {
-        D15293 => Box::new(d15293::Race::new(seed, knobs)),
-        COLLAPSE => Box::new(collapse::Race::new(seed, knobs)),
-        SWAPOFF => Box::new(swapoff::Race::new(seed, knobs)),
+        D15293 => Box::new(d15293::race(seed, knobs)),
+        COLLAPSE => Box::new(collapse::race(seed, knobs)),
+        SWAPOFF => Box::new(swapoff::race(seed, knobs)),
         _ => unreachable!("ScenarioId is only made for entries of ALL"),
     }
 }

@@ -165,55 +165,38 @@ pub static SCENARIO: Scenario = Scenario {
 };
 
 /// The workload of this scenario for one run.
-pub struct Race {
-    t: Tree,
-    state: Option<workload::State>,
+pub type Race = super::Run<Tree>;
+
+/// The workload for `seed`, steered when `knobs.steer` (see [`steer`]).
+pub fn race(seed: u64, knobs: super::Knobs) -> Race {
+    super::Run::new(Tree::for_seed(seed).steered(knobs.steer))
 }
 
-impl Race {
-    /// The workload for `seed`, steered toward the window with
-    /// `knobs.steer` ([`steer`]).
-    pub fn new(seed: u64, knobs: super::Knobs) -> Self {
-        Race {
-            t: Tree::for_seed(seed).steered(knobs.steer),
-            state: None,
-        }
-    }
-}
+impl super::RaceWorkload for Tree {
+    type Role = workload::Role;
+    type State = workload::State;
 
-impl<P: Platform> super::Race<P> for Race {
-    fn config(&self, variant: Variant, ncpus: usize) -> VmConfig {
-        self.t.vm_config(variant, ncpus)
+    fn vm_config(&self, variant: Variant, ncpus: usize) -> VmConfig {
+        Tree::vm_config(self, variant, ncpus)
     }
 
-    fn roles(&self, ncpus: usize) -> Vec<super::Role> {
+    fn roles(&self, ncpus: usize) -> Vec<workload::Role> {
         workload::roles(ncpus)
-            .into_iter()
-            .map(|r| super::Role {
-                name: r.name(),
-                leads: r.leads(),
-            })
-            .collect()
     }
 
-    fn setup(&mut self, vm: &Vm<P>, td: &mut Td) -> Res<()> {
-        self.state = Some(self.t.setup(vm, td)?);
-        Ok(())
+    fn setup<P: Platform>(&self, vm: &Vm<P>, td: &mut Td) -> Res<workload::State> {
+        Tree::setup(self, vm, td)
     }
 
-    fn run_cpu(
+    fn run_role<P: Platform>(
         &self,
         vm: &Vm<P>,
         td: &mut Td,
-        cpu: usize,
-        ncpus: usize,
+        state: &workload::State,
+        role: workload::Role,
         budget: Option<u64>,
         after: &mut dyn FnMut(&Vm<P>),
     ) -> Res<()> {
-        let Some(state) = &self.state else {
-            return Ok(());
-        };
-        let role = workload::roles(ncpus)[cpu];
-        self.t.run_role(vm, td, state, role, budget, after)
+        Tree::run_role(self, vm, td, state, role, budget, after)
     }
 }

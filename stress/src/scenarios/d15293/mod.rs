@@ -20,7 +20,7 @@ use crate::platform::Platform;
 use crate::sites::{Sites, SplitSkip, Window};
 use crate::variant::{Variant, VariantDef};
 use crate::vm::{Res, Td, Vm, VmConfig};
-use workload::{Parents, Workload, roles};
+use workload::{Parents, Role, Workload, roles};
 
 /// FreeBSD around r334544, before the fix.
 pub const BASELINE: Variant = Variant::new(D15293, 0);
@@ -159,54 +159,47 @@ pub static SCENARIO: Scenario = Scenario {
 };
 
 /// The workload of this scenario for one run.
-pub struct Race {
-    w: Workload,
-    parents: Option<Parents>,
+pub type Race = super::Run<Workload>;
+
+/// The race's workload for `seed`, scaled by `knobs`.
+pub fn race(seed: u64, knobs: super::Knobs) -> Race {
+    super::Run::new(Workload::for_seed(seed).steered(knobs.steer))
 }
 
-impl Race {
-    /// The race's workload for `seed`, scaled by `knobs`.
-    pub fn new(seed: u64, knobs: super::Knobs) -> Self {
-        Race {
-            w: Workload::for_seed(seed).steered(knobs.steer),
-            parents: None,
-        }
+impl super::RoleKind for Role {
+    fn name(self) -> &'static str {
+        Role::name(self)
+    }
+    fn leads(self) -> bool {
+        Role::leads(self)
     }
 }
 
-impl<P: Platform> super::Race<P> for Race {
-    fn config(&self, variant: Variant, ncpus: usize) -> VmConfig {
-        self.w.vm_config(variant, ncpus)
+impl super::RaceWorkload for Workload {
+    type Role = Role;
+    type State = Parents;
+
+    fn vm_config(&self, variant: Variant, ncpus: usize) -> VmConfig {
+        Workload::vm_config(self, variant, ncpus)
     }
 
-    fn roles(&self, ncpus: usize) -> Vec<super::Role> {
+    fn roles(&self, ncpus: usize) -> Vec<Role> {
         roles(ncpus)
-            .into_iter()
-            .map(|r| super::Role {
-                name: r.name(),
-                leads: r.leads(),
-            })
-            .collect()
     }
 
-    fn setup(&mut self, vm: &Vm<P>, td: &mut Td) -> Res<()> {
-        self.parents = Some(vm.setup(td, &self.w)?);
-        Ok(())
+    fn setup<P: Platform>(&self, vm: &Vm<P>, td: &mut Td) -> Res<Parents> {
+        vm.setup(td, self)
     }
 
-    fn run_cpu(
+    fn run_role<P: Platform>(
         &self,
         vm: &Vm<P>,
         td: &mut Td,
-        cpu: usize,
-        ncpus: usize,
+        parents: &Parents,
+        role: Role,
         budget: Option<u64>,
         after: &mut dyn FnMut(&Vm<P>),
     ) -> Res<()> {
-        let Some(parents) = &self.parents else {
-            return Ok(());
-        };
-        let role = roles(ncpus)[cpu];
-        vm.run_role_with(td, &self.w, parents, role, budget, |vm| after(vm))
+        vm.run_role_with(td, self, parents, role, budget, |vm| after(vm))
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod workload;
 
+use crate::scenarios::d15293::workload::Parents;
 use alloc::vec::Vec;
 
 use super::{Expect, Guard, SWAPOFF, Scenario};
@@ -131,55 +132,48 @@ pub static SCENARIO: Scenario = Scenario {
 };
 
 /// The workload of this scenario for one run.
-pub struct Race {
-    w: SwapoffWorkload,
-    parents: Option<crate::scenarios::d15293::workload::Parents>,
+pub type Race = super::Run<SwapoffWorkload>;
+
+/// The workload for `seed`. It has no steering yet: `knobs.steer` is
+/// accepted and changes nothing.
+pub fn race(seed: u64, _knobs: super::Knobs) -> Race {
+    super::Run::new(SwapoffWorkload::for_seed(seed))
 }
 
-impl Race {
-    /// The workload for `seed`. It has no steering yet: `knobs.steer` is
-    /// accepted and changes nothing.
-    pub fn new(seed: u64, _knobs: super::Knobs) -> Self {
-        Race {
-            w: SwapoffWorkload::for_seed(seed),
-            parents: None,
-        }
+impl super::RoleKind for Roles {
+    fn name(self) -> &'static str {
+        Roles::name(self)
+    }
+    fn leads(self) -> bool {
+        Roles::leads(self)
     }
 }
 
-impl<P: Platform> super::Race<P> for Race {
-    fn config(&self, variant: Variant, ncpus: usize) -> VmConfig {
-        self.w.vm_config(variant, ncpus)
+impl super::RaceWorkload for SwapoffWorkload {
+    type Role = Roles;
+    type State = Parents;
+
+    fn vm_config(&self, variant: Variant, ncpus: usize) -> VmConfig {
+        SwapoffWorkload::vm_config(self, variant, ncpus)
     }
 
-    fn roles(&self, ncpus: usize) -> Vec<super::Role> {
+    fn roles(&self, ncpus: usize) -> Vec<Roles> {
         Roles::for_cpus(ncpus)
-            .into_iter()
-            .map(|r| super::Role {
-                name: r.name(),
-                leads: r.leads(),
-            })
-            .collect()
     }
 
-    fn setup(&mut self, vm: &Vm<P>, td: &mut Td) -> Res<()> {
-        self.parents = Some(self.w.setup(vm, td)?);
-        Ok(())
+    fn setup<P: Platform>(&self, vm: &Vm<P>, td: &mut Td) -> Res<Parents> {
+        SwapoffWorkload::setup(self, vm, td)
     }
 
-    fn run_cpu(
+    fn run_role<P: Platform>(
         &self,
         vm: &Vm<P>,
         td: &mut Td,
-        cpu: usize,
-        ncpus: usize,
+        parents: &Parents,
+        role: Roles,
         budget: Option<u64>,
         after: &mut dyn FnMut(&Vm<P>),
     ) -> Res<()> {
-        let Some(parents) = &self.parents else {
-            return Ok(());
-        };
-        let role = Roles::for_cpus(ncpus)[cpu];
-        self.w.run_role(vm, td, parents, role, budget, after)
+        SwapoffWorkload::run_role(self, vm, td, parents, role, budget, after)
     }
 }
