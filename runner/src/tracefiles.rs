@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use stress::Variant;
 use stress::chrome_trace::ChromeTrace;
-use stress::proto::Record;
+use stress::proto::{Record, StressRequest};
 use stress::scenarios::ScenarioId;
 use stress::timeline::Timeline;
 
@@ -82,22 +82,17 @@ impl Finding {
     }
 }
 
-/// The scenario a boot ran, from the `scenario=` word of the command line
-/// its Hello record echoes (left out: the first scenario, as the kernel
-/// reads it). A failure names its own; a hang needs this.
+/// The scenario a boot ran, from the stress request its Hello record
+/// echoes ([`StressRequest`], as the kernel parses it; the first scenario
+/// when there is none). A failure names its own; a hang needs this.
 fn scenario_of(out: &BootOutcome) -> ScenarioId {
     out.console
         .records()
         .find_map(|r| match r {
-            Record::Hello { cmdline, .. } => Some(
-                cmdline
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("scenario="))
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_default(),
-            ),
+            Record::Hello { cmdline, .. } => cmdline.parse::<StressRequest>().ok(),
             _ => None,
         })
+        .map(|req| req.scenario())
         .unwrap_or_default()
 }
 
@@ -235,9 +230,11 @@ mod tests {
             };
             Finding::of(&outcome(recs, Exit::Status(35))).expect("finding")
         };
-        let s = swapoff_hang("mode=stress scenario=swapoff variant=pre-r358024 seed=1");
+        let s = swapoff_hang(
+            "mode=stress scenario=swapoff variant=pre-r358024 seed=1 duration_ms=5000",
+        );
         assert_eq!(s.timeline.window_label, SWAPOFF_WINDOW.label);
-        let d = swapoff_hang("mode=stress variant=baseline seed=1");
+        let d = swapoff_hang("mode=stress variant=baseline seed=1 duration_ms=5000");
         assert_eq!(d.timeline.window_label, D15293_WINDOW.label);
         // A clean boot has no finding.
         let clean = outcome(
