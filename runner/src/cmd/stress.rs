@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use stress::Stats;
 use stress::proto::Record;
+use stress::{Stats, Variant};
 
 use super::Ctx;
 use crate::boot::{self, BootOutcome};
@@ -118,7 +118,7 @@ fn interrupted(
             text,
             "  last counters (at {} ms): {}",
             run_ms.unwrap_or_default(),
-            counters(st, spec.variant.scenario().costs)
+            counters(st, spec.variant)
         );
     }
     let _ = writeln!(text, "replay:\n  {}", spec.replay());
@@ -148,9 +148,9 @@ fn interrupted(
     Ok(out::exit_status(printed, (128 + sig) as u8))
 }
 
-/// The counters a developer looks at first, ending with the scenario's
-/// cost counters (`Scenario::costs`).
-pub fn counters(s: &Stats, costs: &[stress::Counter]) -> String {
+/// The counters a developer looks at first, ending with the cost counters
+/// of `variant`'s scenario (`Scenario::costs`).
+pub fn counters(s: &Stats, variant: Variant) -> String {
     format!(
         "forks {}, faults {}, swap-ins {} ({} pages), window hits {}{}",
         s.forks,
@@ -158,7 +158,7 @@ pub fn counters(s: &Stats, costs: &[stress::Counter]) -> String {
         s.swapins,
         s.swapin_pages,
         s.window_hits,
-        crate::live::cost_list(s, costs)
+        crate::live::cost_list(s, variant.scenario().costs)
     )
 }
 
@@ -195,11 +195,7 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 );
                 let _ = writeln!(s, "  detail:            {}", info.detail);
                 if let Some(st) = &r.stats {
-                    let _ = writeln!(
-                        s,
-                        "  counters:          {}",
-                        counters(st, spec.variant.scenario().costs)
-                    );
+                    let _ = writeln!(s, "  counters:          {}", counters(st, spec.variant));
                 }
                 let _ = writeln!(
                     s,
@@ -225,11 +221,7 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 "verdict: INCONCLUSIVE — {label}: no oracle fired in {run}, but the race window never opened (0 window hits): this run proves nothing about the variant"
             );
             if let Some(st) = &r.stats {
-                let _ = writeln!(
-                    s,
-                    "  counters: {}",
-                    counters(st, spec.variant.scenario().costs)
-                );
+                let _ = writeln!(s, "  counters: {}", counters(st, spec.variant));
             }
             let _ = writeln!(
                 s,
@@ -239,11 +231,7 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
         Outcome::Clean => {
             let _ = writeln!(s, "verdict: CLEAN — {label}: no oracle fired in {run}");
             if let Some(st) = &r.stats {
-                let _ = writeln!(
-                    s,
-                    "  counters: {}",
-                    counters(st, spec.variant.scenario().costs)
-                );
+                let _ = writeln!(s, "  counters: {}", counters(st, spec.variant));
             }
             let _ = writeln!(
                 s,
@@ -280,11 +268,7 @@ pub fn report(spec: &StressSpec, out: &BootOutcome, r: &BootResult, style: Style
                 }
             }
             if let Some(st) = &r.stats {
-                let _ = writeln!(
-                    s,
-                    "  counters: {}",
-                    counters(st, spec.variant.scenario().costs)
-                );
+                let _ = writeln!(s, "  counters: {}", counters(st, spec.variant));
             }
             if let Some(Record::Hang { traces, .. }) = out.console.hang()
                 && !traces.is_empty()
