@@ -80,18 +80,8 @@ impl<T> SxLock<T> {
             return Ok(g);
         }
         self.writers_waiting.fetch_add(1, Ordering::AcqRel);
-        let _w = vm.waiting(td, w);
-        let t0 = vm.p.now_ns();
-        let r = loop {
-            if let Err(e) = vm.pause(td) {
-                break Err(e);
-            }
-            if let Some(g) = self.inner.try_write() {
-                break Ok(g);
-            }
-        };
+        let r = vm.keep_trying(td, w, || self.inner.try_write());
         self.writers_waiting.fetch_sub(1, Ordering::AcqRel);
-        vm.time_since(td, crate::timers::Bucket::Lock, t0);
         r
     }
 
