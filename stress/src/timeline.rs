@@ -610,13 +610,7 @@ pub(crate) mod tests {
     use alloc::vec;
 
     fn ev(t: u64, ev: Ev, obj: u32) -> TraceEvent {
-        TraceEvent {
-            t,
-            ev,
-            obj,
-            pindex: 0,
-            arg: 0,
-        }
+        at(t, ev, obj, 0)
     }
 
     /// The race of docs/race.md, as the rings record it.

@@ -13,9 +13,11 @@
 
 pub mod collapse;
 pub mod d15293;
+mod poll;
 mod run;
 pub mod swapoff;
 
+pub use poll::POLL_NS;
 pub use run::{RaceWorkload, RoleKind, Run};
 
 use alloc::boxed::Box;

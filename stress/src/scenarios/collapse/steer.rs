@@ -19,9 +19,6 @@ use crate::object::VmObject;
 use crate::platform::Platform;
 use crate::vm::{Vm, Wait};
 
-/// How often the tree loop looks for an armed window.
-pub const POLL_NS: u64 = 5_000;
-
 /// How long the tree loop waits for a fault to sleep below a collapsible
 /// top object before it goes on at random.
 pub const WAIT_NS: u64 = 4_000_000;
@@ -126,16 +123,7 @@ impl<P: Platform> Vm<P> {
     /// an object a fault of `parent` sleeps on, at most `max_ns`: that
     /// child.
     pub fn await_collapse_window(&self, parent: u32, kids: &[u32], max_ns: u64) -> Option<u32> {
-        let until = self.p.now_ns().saturating_add(max_ns);
-        loop {
-            if let Some(k) = self.collapse_exit_candidate(parent, kids, true) {
-                return Some(k);
-            }
-            if self.finishing() || self.p.now_ns() >= until {
-                return None;
-            }
-            self.p.delay(POLL_NS);
-        }
+        self.poll_for(max_ns, || self.collapse_exit_candidate(parent, kids, true))
     }
 }
 

@@ -31,9 +31,6 @@ use crate::object::{NOSPLIT, ONEMAPPING};
 use crate::platform::Platform;
 use crate::vm::Vm;
 
-/// How often the fork loop looks for an armed window.
-pub const POLL_NS: u64 = 5_000;
-
 /// How long the fork loop waits for the window: a few times the longest a
 /// fault parks before taking its pbuf (the workload's `getpages-pbuf`
 /// delay), so that a parent that can still open one usually does
@@ -85,47 +82,27 @@ impl<P: Platform> Vm<P> {
         look
     }
 
-    /// Whether image `img` has a map entry whose object fork would split
-    /// (anonymous, `ONEMAPPING`) with a read-behind swap-in in flight: a
-    /// fault parked in the pager. `false` when a lock is busy (never waits).
-    pub fn window_armed(&self, img: u32) -> bool {
-        self.look(img).armed
-    }
-
-    /// Waits (pausing, without taking any lock) until `img`'s window is
-    /// armed, at most `max_ns`; whether it was.
-    pub fn await_window(&self, img: u32, max_ns: u64) -> bool {
-        self.await_any_window(&[img], max_ns).is_ok()
-    }
-
     /// Waits until one of `imgs` has its window armed, at most `max_ns`:
     /// `Ok(i)` for the first armed `imgs[i]`. `Err(Some(i))` as soon as no
     /// window can open on any of them any more (`imgs[i]` the first such),
     /// `Err(None)` when the time ran out (or the run is finishing).
     pub fn await_any_window(&self, imgs: &[u32], max_ns: u64) -> Result<usize, Option<usize>> {
-        let until = self.p.now_ns().saturating_add(max_ns);
-        loop {
+        self.poll_for(max_ns, || {
             let mut dead = None;
             let mut any_possible = false;
             for (i, &img) in imgs.iter().enumerate() {
                 let l = self.look(img);
                 if l.armed {
-                    return Ok(i);
+                    return Some(Ok(i));
                 }
                 any_possible |= l.possible;
                 if !l.possible && dead.is_none() {
                     dead = Some(i);
                 }
             }
-            if !any_possible {
-                return Err(dead);
-            }
-            if self.finishing() || self.p.now_ns() >= until {
-                return Err(None);
-            }
-            // Poll gently: every try-lock may make a faulting CPU spin.
-            self.p.delay(POLL_NS);
-        }
+            (!any_possible).then_some(Err(dead))
+        })
+        .unwrap_or(Err(None))
     }
 }
 
@@ -160,24 +137,24 @@ mod tests {
         let vm = testutil::vm(BASELINE, 64);
         let mut td = testutil::td();
         let img = testutil::image(&vm, &mut td, 8, &[4]);
-        assert!(!vm.window_armed(img));
+        assert!(!vm.look(img).armed);
         let (obj, _) = vm.entry_object(&td, img, 0x105).unwrap().unwrap();
         {
             let mut g = obj.lock.lock();
             g.rbehind_inflight += 1;
             g.flags |= ONEMAPPING;
         }
-        assert!(vm.window_armed(img));
-        assert!(vm.await_window(img, 1));
+        assert!(vm.look(img).armed);
+        assert!(vm.await_any_window(&[img], 1).is_ok());
         obj.lock.lock().flags &= !ONEMAPPING;
-        assert!(!vm.window_armed(img), "not splittable: no window");
+        assert!(!vm.look(img).armed, "not splittable: no window");
         // A busy lock never blocks the fork loop.
         let g = obj.lock.lock();
-        assert!(!vm.window_armed(img));
+        assert!(!vm.look(img).armed);
         drop(g);
         // Nothing in flight: the wait gives up after its time.
         obj.lock.lock().rbehind_inflight -= 1;
-        assert!(!vm.await_window(img, 100_000));
+        assert!(vm.await_any_window(&[img], 100_000).is_err());
     }
 
     /// A window can still open only on an object fork splits that has

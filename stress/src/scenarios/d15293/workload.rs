@@ -405,7 +405,7 @@ impl<P: Platform> Vm<P> {
             {
                 if matches!(found, Err(Some(_))) {
                     // Spent parents: nothing to poll but the spare.
-                    self.p.delay(super::steer::POLL_NS);
+                    self.p.delay(crate::scenarios::POLL_NS);
                 }
                 found = self.await_any_window(&ids, super::steer::WAIT_NS);
             }
