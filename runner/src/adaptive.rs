@@ -444,7 +444,10 @@ mod tests {
     use crate::testkit::result;
 
     /// A fake kernel: every variant opens the window `hits_per_tick` times
-    /// per Progress tick; a failing one fails after `fail_after` hits.
+    /// per Progress tick; a failing one fails after `fail_after` hits. A
+    /// boot lasts at most `ticks` ticks, and yields its thread at each, so a
+    /// boot waiting to be stopped does not outrun a preempted thread whose
+    /// result would stop it.
     struct Fake {
         ticks: u64,
         hits_per_tick: u64,
@@ -470,6 +473,7 @@ mod tests {
                     return Some(r);
                 }
                 progress(hits);
+                std::thread::yield_now();
                 if let Some(why) = stop() {
                     let mut r = result(variant, Outcome::Clean, hits);
                     r.seed = seed;
@@ -504,8 +508,12 @@ mod tests {
     #[test]
     fn decides_each_variant_and_stops_the_boots_it_no_longer_needs() {
         for jobs in [1, 3] {
+            // A clean boot runs until the runner stops it: the cap (10⁸
+            // hits) is only reached if the runner never does. (With 1,000
+            // ticks, a reference thread preempted for a millisecond let a
+            // clean boot finish uncut on a loaded CI machine.)
             let fake = Fake {
-                ticks: 1000,
+                ticks: 10_000_000,
                 hits_per_tick: 10,
                 fail_after: HashMap::from([
                     (stress::scenarios::d15293::BASELINE, 20),
