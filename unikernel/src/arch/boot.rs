@@ -119,11 +119,11 @@ extern "C" fn kernel_boot(start_info: u64, entry_tsc: u64) -> ! {
     timeline::mark("heap");
 
     FOUND.call_once(|| Found {
-        cmdline: boot.cmdline.clone(),
+        cmdline: boot.cmdline,
         args,
         lapic_addr: cpus.lapic_addr,
         madt_apic_ids: cpus.apic_ids().to_vec(),
-        dsdt_virtio_mmio: cpus.virtio_mmio.clone(),
+        dsdt_virtio_mmio: cpus.virtio_mmio,
         mem_mib: (mem_bytes >> 20) as u32,
     });
     let top = stack::kernel_top(0);
