@@ -370,10 +370,15 @@ pub fn encode(frame: &Frame) -> String {
     line.push_str(PREFIX);
     line.push_str(&json);
     line.push_str(" ~");
-    for nibble in (0..8).rev().map(|i| (crc >> (4 * i)) & 0xf) {
-        line.push(char::from_digit(nibble, 16).unwrap_or('0'));
-    }
+    push_hex8(&mut line, crc);
     line
+}
+
+/// Appends `v` as 8 lowercase hex digits, leading zeros kept (`{:08x}`).
+fn push_hex8(s: &mut String, v: u32) {
+    for nibble in (0..8).rev().map(|i| (v >> (4 * i)) & 0xf) {
+        s.push(char::from_digit(nibble, 16).unwrap_or('0'));
+    }
 }
 
 /// Why a record line was rejected.
@@ -535,6 +540,21 @@ mod tests {
                 rec,
             })
             .collect()
+    }
+
+    /// The trailer is zlib's CRC-32 (the check value of the catalogue), in
+    /// 8 lowercase hex digits, leading zeros kept.
+    #[test]
+    fn the_checksum_is_crc32_in_eight_lowercase_digits() {
+        assert_eq!(checksum("123456789"), 0xcbf4_3926);
+        let line = encode(&frames()[0]);
+        let (json, crc) = line[PREFIX.len()..].rsplit_once(" ~").expect("trailer");
+        assert_eq!(crc, alloc::format!("{:08x}", checksum(json)));
+        for v in [0, 0xf, 0xabc, 0x0bad_cafe, 0xcbf4_3926, u32::MAX] {
+            let mut hex = String::new();
+            push_hex8(&mut hex, v);
+            assert_eq!(hex, alloc::format!("{v:08x}"));
+        }
     }
 
     #[test]
