@@ -638,6 +638,12 @@ fn until_confident_decides_from_the_boots_and_reports_the_claims() {
     assert!(f.leftovers().is_empty());
     // --factor without --until-confident is a usage error.
     assert_usage(&["compare", "--factor", "10"], "--until-confident");
+    // A verdict on fewer vCPUs than the scenario's were measured on is
+    // refused before anything boots.
+    assert_usage(
+        &["compare", "--until-confident", "--cpus", "2"],
+        "d15293 is decided on 4 or more vCPUs",
+    );
 }
 
 #[test]

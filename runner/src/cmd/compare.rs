@@ -30,6 +30,9 @@ use crate::summary::{VariantSummary, summarize};
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     let variants = &a.variants()?;
+    if a.until_confident {
+        super::confident::check_cpus(variants, a.boot.cpus).map_err(Error::usage)?;
+    }
     for (flag, path) in [
         ("--json", &a.json),
         ("--plot", &a.plot),

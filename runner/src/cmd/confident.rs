@@ -26,6 +26,22 @@ use crate::stress_result::{BootResult, Outcome};
 use crate::stress_spec::{StressSpec, resolve_accel, secs_arg};
 use crate::summary::{VariantSummary, summarize};
 
+/// Refuses an adaptive run on fewer vCPUs than the scenario's verdicts
+/// were measured on ([`stress::scenarios::Scenario::verdict_cpus`]): there
+/// a broken variant can collect clean window hits.
+pub fn check_cpus(variants: &[Variant], cpus: u32) -> Result<(), String> {
+    let scenario = adaptive::reference_of(variants).scenario();
+    if cpus >= scenario.verdict_cpus {
+        return Ok(());
+    }
+    Err(format!(
+        "compare --until-confident: {} is decided on {} or more vCPUs, not --cpus {cpus}: with fewer \
+         the race window opens without the race's other preconditions and a failing variant can \
+         pass as clean (use the fixed matrix, without --until-confident, to look at fewer)",
+        scenario.name, scenario.verdict_cpus
+    ))
+}
+
 /// The adaptive run of `compare` (its caller checked the options, the
 /// output paths and resolved the shard).
 pub fn run(ctx: &Ctx, a: &CompareArgs, variants: &[Variant], shard: Option<Shard>) -> Result<u8> {
@@ -272,6 +288,23 @@ mod tests {
     use super::*;
     use crate::summary::VariantVerdict;
     use crate::testkit::result;
+
+    /// Verdicts only on as many vCPUs as the scenario's were measured on:
+    /// D15293 on 2 called swap-clip clean.
+    #[test]
+    fn too_few_cpus_for_a_verdict_are_refused() {
+        use stress::scenarios::{collapse, d15293};
+        let v = [d15293::SWAP_CLIP, d15293::SWAP_PREALLOC];
+        for cpus in [1, 2, 3] {
+            let e = check_cpus(&v, cpus).unwrap_err();
+            assert!(e.contains("d15293 is decided on 4 or more vCPUs"), "{e}");
+            assert!(e.contains(&format!("--cpus {cpus}")), "{e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        assert_eq!(check_cpus(&v, 4), Ok(()));
+        assert_eq!(check_cpus(&v, 8), Ok(()));
+        assert!(check_cpus(&[collapse::D22908], 2).is_err());
+    }
 
     #[test]
     fn claims_and_junit_carry_the_decisions() {

@@ -45,6 +45,11 @@ pub fn listing() -> String {
             })
             .collect();
         let _ = writeln!(s, "  boot tests: {}", guards.join("; "));
+        let _ = writeln!(
+            s,
+            "  verdicts:   compare --until-confident on {} or more vCPUs",
+            sc.verdict_cpus
+        );
         let _ = writeln!(s, "  variants:");
         for v in id.variants() {
             let d = v.def();
@@ -78,5 +83,9 @@ mod tests {
             }
         }
         assert!(l.contains("d15293 (default)"), "{l}");
+        assert!(
+            l.contains("  verdicts:   compare --until-confident on 4 or more vCPUs"),
+            "{l}"
+        );
     }
 }

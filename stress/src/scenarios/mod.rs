@@ -125,6 +125,12 @@ pub struct Scenario {
     pub oracles: &'static [FailureKind],
     /// The boot tests that guard it (one failing, one clean variant).
     pub guards: &'static [Guard],
+    /// The fewest vCPUs on which `compare --until-confident` may call a
+    /// variant clean: those its failing variants were measured to fail on.
+    /// On fewer, a window can open without the race's other preconditions
+    /// (a second faulting CPU, say), and a broken variant can collect
+    /// clean window hits.
+    pub verdict_cpus: u32,
 }
 
 /// A handle on one entry of [`ALL`].

@@ -129,6 +129,8 @@ pub static SCENARIO: Scenario = Scenario {
             expect: Expect::CleanWithWindow,
         },
     ],
+    // Its roles (fork loop, page daemon, faults, swapoff) need 4 vCPUs.
+    verdict_cpus: 4,
 };
 
 /// The workload of this scenario for one run.
