@@ -488,6 +488,8 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(err.contains("seeds 0x1..=0x2"), "{err}");
+    // On the scenario's verdict CPU count, no caveat.
+    assert!(!err.contains("measured on 4 or more vCPUs"), "{err}");
     let row = |v: &str| {
         out.lines()
             .find(|l| l.contains(&format!("│ {v} ")))
@@ -561,6 +563,35 @@ fn compare_runs_the_matrix_on_shared_seeds_and_writes_every_report() {
         ]
     );
     assert!(f.leftovers().is_empty());
+}
+
+#[test]
+fn a_matrix_on_fewer_vcpus_than_the_verdicts_says_so() {
+    let f = fake(&[(d15293::SWAP_CLIP, 1, Ending::Clean(4))]);
+    let o = run(
+        &f,
+        &[
+            "compare",
+            "--variants",
+            "swap-clip",
+            "--boots",
+            "1",
+            "--seconds",
+            "1",
+            "--cpus",
+            "2",
+            "--accel",
+            "tcg",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        err.contains(
+            "note: d15293's failing variants were measured on 4 or more vCPUs; with --cpus 2"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

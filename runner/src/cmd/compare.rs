@@ -51,6 +51,17 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     if a.until_confident {
         return super::confident::run(ctx, a, variants, shard);
     }
+    if super::confident::check_cpus(variants, a.boot.cpus).is_err() {
+        // The fixed matrix only counts; say why its clean rows mean less.
+        let sc = crate::adaptive::reference_of(variants).scenario();
+        crate::note!(
+            "note: {}'s failing variants were measured on {} or more vCPUs; with --cpus {} some \
+             of them cannot fail, so a clean row here says little",
+            sc.name,
+            sc.verdict_cpus,
+            a.boot.cpus
+        );
+    }
     let host = host_cpus();
     let jobs = a
         .jobs
