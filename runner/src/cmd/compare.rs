@@ -30,8 +30,9 @@ use crate::summary::{VariantSummary, summarize};
 
 pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     let variants = &a.variants()?;
+    let scenario = crate::adaptive::reference_of(variants).scenario();
     if a.until_confident {
-        super::confident::check_cpus(variants, a.boot.cpus).map_err(Error::usage)?;
+        super::confident::check_cpus(scenario, a.boot.cpus).map_err(Error::usage)?;
     }
     for (flag, path) in [
         ("--json", &a.json),
@@ -51,14 +52,13 @@ pub fn run(ctx: &Ctx, a: &CompareArgs) -> Result<u8> {
     if a.until_confident {
         return super::confident::run(ctx, a, variants, shard);
     }
-    if super::confident::check_cpus(variants, a.boot.cpus).is_err() {
+    if a.boot.cpus < scenario.verdict_cpus {
         // The fixed matrix only counts; say why its clean rows mean less.
-        let sc = crate::adaptive::reference_of(variants).scenario();
         crate::note!(
             "note: {}'s failing variants were measured on {} or more vCPUs; with --cpus {} some \
              of them cannot fail, so a clean row here says little",
-            sc.name,
-            sc.verdict_cpus,
+            scenario.name,
+            scenario.verdict_cpus,
             a.boot.cpus
         );
     }

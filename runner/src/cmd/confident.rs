@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use stress::Variant;
+use stress::scenarios::Scenario;
 
 use super::Ctx;
 use super::compare::{boot_line, junit_cases, table};
@@ -29,8 +30,7 @@ use crate::summary::{VariantSummary, summarize};
 /// Refuses an adaptive run on fewer vCPUs than the scenario's verdicts
 /// were measured on ([`stress::scenarios::Scenario::verdict_cpus`]): there
 /// a broken variant can collect clean window hits.
-pub fn check_cpus(variants: &[Variant], cpus: u32) -> Result<(), String> {
-    let scenario = adaptive::reference_of(variants).scenario();
+pub fn check_cpus(scenario: &Scenario, cpus: u32) -> Result<(), String> {
     if cpus >= scenario.verdict_cpus {
         return Ok(());
     }
@@ -294,16 +294,16 @@ mod tests {
     #[test]
     fn too_few_cpus_for_a_verdict_are_refused() {
         use stress::scenarios::{collapse, d15293};
-        let v = [d15293::SWAP_CLIP, d15293::SWAP_PREALLOC];
+        let v = d15293::SWAP_CLIP.scenario();
         for cpus in [1, 2, 3] {
-            let e = check_cpus(&v, cpus).unwrap_err();
+            let e = check_cpus(v, cpus).unwrap_err();
             assert!(e.contains("d15293 is decided on 4 or more vCPUs"), "{e}");
             assert!(e.contains(&format!("--cpus {cpus}")), "{e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
-        assert_eq!(check_cpus(&v, 4), Ok(()));
-        assert_eq!(check_cpus(&v, 8), Ok(()));
-        assert!(check_cpus(&[collapse::D22908], 2).is_err());
+        assert_eq!(check_cpus(v, 4), Ok(()));
+        assert_eq!(check_cpus(v, 8), Ok(()));
+        assert!(check_cpus(collapse::D22908.scenario(), 2).is_err());
     }
 
     #[test]
