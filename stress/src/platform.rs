@@ -109,6 +109,13 @@ pub trait Platform: Sync + Send {
     /// switch that deprioritizes the caller).
     fn pause(&self);
 
+    /// A turn of a wait loop that has already waited a while: may give the
+    /// CPU away until something may have changed (the kernel halts until
+    /// its next interrupt). Spins like [`Platform::pause`] by default.
+    fn idle(&self) {
+        self.pause();
+    }
+
     /// Waste about `ns` nanoseconds (delay injection). Under a controlled
     /// scheduler this is a yield: time does not exist there.
     fn delay(&self, ns: u64);

@@ -23,6 +23,12 @@ use crate::timers::{Bucket, Timers};
 use crate::trace::{Ev, TraceEvent, TraceRings};
 use crate::variant::Variant;
 
+/// A wait loop spins at least this many turns and [`SPIN_NS`] before it
+/// gives the CPU away between attempts ([`Platform::idle`]).
+pub const SPINS_BEFORE_IDLE: u32 = 16;
+/// See [`SPINS_BEFORE_IDLE`].
+pub const SPIN_NS: u64 = 20_000;
+
 /// The run is over (a failure was recorded, or the harness stopped it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stop;
@@ -406,7 +412,14 @@ impl<P: Platform> Vm<P> {
     ) -> Res<T> {
         let _g = self.waiting(td, w);
         let t0 = self.p.now_ns();
+        let mut spins = 0u32;
         let r = loop {
+            // Spin a while (most waits are short), then give the CPU away
+            // between attempts.
+            spins = spins.saturating_add(1);
+            if spins > SPINS_BEFORE_IDLE && self.p.now_ns().saturating_sub(t0) > SPIN_NS {
+                self.p.idle();
+            }
             if let Err(e) = self.pause(td) {
                 break Err(e);
             }

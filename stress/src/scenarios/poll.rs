@@ -22,6 +22,9 @@ impl<P: Platform> Vm<P> {
             if self.finishing() || self.p.now_ns() >= until {
                 return None;
             }
+            // Give the CPU away first where the platform can (the kernel
+            // halts until its next tick), then the gentle pause.
+            self.p.idle();
             self.p.delay(POLL_NS);
         }
     }

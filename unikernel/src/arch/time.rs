@@ -302,8 +302,42 @@ fn from_cpuid() -> Calibration {
 
 /// Starts this CPU's periodic tick (after [`calibrate`]).
 pub fn start_tick() {
-    let initial = (calibration().apic_timer_hz / TICK_HZ).clamp(1, u32::MAX as u64);
+    set_tick_hz(TICK_HZ);
+}
+
+/// Nanoseconds between two ticks of the fastest tick any CPU runs.
+static TICK_NS: AtomicU64 = AtomicU64::new(1_000_000_000 / TICK_HZ);
+
+/// Reprograms this CPU's periodic tick to `hz` (after [`calibrate`]).
+pub fn set_tick_hz(hz: u64) {
+    let hz = hz.max(1);
+    let initial = (calibration().apic_timer_hz / hz).clamp(1, u32::MAX as u64);
+    TICK_NS.store(1_000_000_000 / hz, Ordering::Relaxed);
     apic::set_timer(true, initial as u32);
+}
+
+/// Halts this CPU until its next interrupt (its tick, an IPI): gives the
+/// host the core while the CPU has nothing to do. Interrupts must be on.
+pub fn sleep_until_interrupt() {
+    x86_64::instructions::hlt();
+}
+
+/// Waits about `ns` nanoseconds, halting through whole tick periods and
+/// spinning the rest, so that a long wait leaves the host core to others.
+pub fn sleep_ns(ns: u64) {
+    let end = now_ns().saturating_add(ns);
+    let tick = TICK_NS.load(Ordering::Relaxed);
+    loop {
+        let now = now_ns();
+        if now >= end {
+            return;
+        }
+        if end - now > tick && x86_64::instructions::interrupts::are_enabled() {
+            x86_64::instructions::hlt();
+        } else {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 /// The timer interrupt: counts the tick and runs the hook.

@@ -34,8 +34,12 @@ impl Platform for KernelPlatform {
         core::hint::spin_loop();
     }
 
+    fn idle(&self) {
+        time::sleep_until_interrupt();
+    }
+
     fn delay(&self, ns: u64) {
-        time::delay_ns(ns);
+        time::sleep_ns(ns);
     }
 
     fn swap_pages(&self) -> u64 {
@@ -58,6 +62,10 @@ impl Platform for KernelPlatform {
 }
 
 type KernelDriver = Driver<KernelPlatform>;
+
+/// Every CPU's tick during a run: a waiting CPU halts until its next
+/// interrupt, so this bounds how late it sees what it waits for.
+const STRESS_TICK_HZ: u64 = 10_000;
 
 /// How long after declaring a hang the CPUs get to unwind before the tick
 /// reports it on its own.
@@ -112,7 +120,10 @@ pub fn run(req: &StressRequest) -> ! {
     ACTIVE.store(true, Ordering::Release);
     time::set_tick_hook(Some(tick));
 
-    smp::run_on_all(&|c| d.run_cpu(c, None, &mut console::record));
+    smp::run_on_all(&|c| {
+        time::set_tick_hz(STRESS_TICK_HZ);
+        d.run_cpu(c, None, &mut console::record)
+    });
     ACTIVE.store(false, Ordering::Release);
     end(d)
 }

@@ -189,7 +189,7 @@ impl Workload {
             ncpus,
             frames: 384,
             pbufs: 1 + td.below(2) as usize,
-            image_slots: self.parents * 2 + 2,
+            image_slots: self.parents * 2 + 2 + if self.steer { PENDING_CHILDREN } else { 0 },
             delays: vec![
                 Delay {
                     site: Site::GetpagesPbuf,
@@ -228,6 +228,11 @@ impl Workload {
 /// a window armed, and faults on one go on while the other is forked.
 pub const STEERED_PARENTS: usize = 2;
 
+/// Children the steered fork loop leaves to other CPUs at once: a child
+/// runs on whichever CPU takes it (as a forked process would), so the fork
+/// loop goes back to the window instead of running the child's checks.
+pub const PENDING_CHILDREN: usize = 4;
+
 /// The parent images, which the fork loop renews now and then (a process
 /// exits and a fresh one takes its place): fault threads read the current
 /// ids on every access.
@@ -235,6 +240,8 @@ pub struct Parents {
     ids: Vec<AtomicU32>,
     /// A fresh parent built ahead of need ([`NO_SPARE`]: none).
     spare: AtomicU32,
+    /// Forked children not run yet ([`NO_SPARE`]: an empty slot).
+    children: [AtomicU32; PENDING_CHILDREN],
 }
 
 /// No spare parent.
@@ -246,7 +253,28 @@ impl Parents {
         Parents {
             ids: ids.iter().map(|&i| AtomicU32::new(i)).collect(),
             spare: AtomicU32::new(NO_SPARE),
+            children: [const { AtomicU32::new(NO_SPARE) }; PENDING_CHILDREN],
         }
+    }
+
+    /// Leaves child `id` for another CPU to run; false when every slot is
+    /// taken.
+    fn hand_off(&self, id: u32) -> bool {
+        self.children.iter().any(|c| {
+            c.compare_exchange(NO_SPARE, id, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
+    /// Takes a child left by the fork loop, if any.
+    fn take_child(&self) -> Option<u32> {
+        self.children.iter().find_map(|c| {
+            if c.load(Ordering::Relaxed) == NO_SPARE {
+                return None;
+            }
+            let id = c.swap(NO_SPARE, Ordering::AcqRel);
+            (id != NO_SPARE).then_some(id)
+        })
     }
 
     fn take_spare(&self) -> Option<u32> {
@@ -353,8 +381,40 @@ impl<P: Platform> Vm<P> {
         Ok(())
     }
 
-    /// One fault-thread access.
+    /// Runs a child the fork loop left, if there is one (true).
+    fn run_pending_child(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<bool> {
+        let Some(child) = parents.take_child() else {
+            return Ok(false);
+        };
+        // The child runs undelayed, as it did on the fork CPU.
+        let delays = core::mem::replace(&mut td.delays, false);
+        let r = self.run_child(td, w, child);
+        td.delays = delays;
+        r.map(|()| true)
+    }
+
+    /// A child's life after fork: it checks some of what it inherited
+    /// (loads, stores), then exits.
+    fn run_child(&self, td: &mut Td, w: &Workload, child: u32) -> Res<()> {
+        let t0 = self.p.now_ns();
+        for _ in 0..w.child_loads {
+            let vpn = w.random_vpn(td);
+            self.load(td, child, vpn)?;
+        }
+        for _ in 0..w.child_stores {
+            let vpn = w.random_vpn(td);
+            self.store(td, child, vpn)?;
+        }
+        self.vmspace_exit(td, child)?;
+        self.time_since(td, Bucket::Child, t0);
+        Ok(())
+    }
+
+    /// One fault-thread access (or a child the fork loop left).
     pub fn fault_op(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<()> {
+        if self.run_pending_child(td, w, parents)? {
+            return Ok(());
+        }
         let (_, img) = parents.pick(td);
         // Memory is tight: above the cap, a faulting thread reclaims a
         // little itself before it touches more (direct reclaim).
@@ -434,19 +494,14 @@ impl<P: Platform> Vm<P> {
         let forked = self.vmspace_fork(td, parent)?;
         self.time_since(td, Bucket::Fork, t0);
         let Some(child) = forked else {
+            // No image slot: children are waiting; run one here.
+            self.run_pending_child(td, w, parents)?;
             return Ok(());
         };
-        let t0 = self.p.now_ns();
-        for _ in 0..w.child_loads {
-            let vpn = w.random_vpn(td);
-            self.load(td, child, vpn)?;
+        // Steered, another CPU runs the child when one is free to.
+        if !(w.steer && self.cfg.ncpus > 1 && parents.hand_off(child)) {
+            self.run_child(td, w, child)?;
         }
-        for _ in 0..w.child_stores {
-            let vpn = w.random_vpn(td);
-            self.store(td, child, vpn)?;
-        }
-        self.vmspace_exit(td, child)?;
-        self.time_since(td, Bucket::Child, t0);
         if w.fork_gap_ns > 0 && !w.steer {
             let ns = td.below(w.fork_gap_ns);
             self.p.delay(ns);
@@ -462,7 +517,7 @@ impl<P: Platform> Vm<P> {
             self.pageout_pass(td, used - w.resident_cap)?;
         } else {
             let t0 = self.p.now_ns();
-            self.p.pause();
+            self.p.idle();
             self.time_since(td, Bucket::Idle, t0);
         }
         Ok(())
@@ -473,6 +528,9 @@ impl<P: Platform> Vm<P> {
     /// need (so that the fork loop forks instead of building one when its
     /// parents are spent); otherwise one [`Vm::pageout_op`].
     pub fn daemon_op(&self, td: &mut Td, w: &Workload, parents: &Parents) -> Res<()> {
+        if self.run_pending_child(td, w, parents)? {
+            return Ok(());
+        }
         if w.spare_parent && !parents.has_spare() {
             if let Some(id) = self.new_parent(td, w)?
                 && !parents.put_spare(id)
