@@ -419,8 +419,10 @@ impl<P: Platform> Vm<P> {
             spins = spins.saturating_add(1);
             if spins > SPINS_BEFORE_IDLE && self.p.now_ns().saturating_sub(t0) > SPIN_NS {
                 self.p.idle();
+            } else {
+                self.p.pause();
             }
-            if let Err(e) = self.pause(td) {
+            if let Err(e) = self.check() {
                 break Err(e);
             }
             if let Some(v) = attempt() {

@@ -5,7 +5,7 @@
 //! What the model and the runner use:
 //! - [`cpu::id`], [`cpu::count`]: which CPU (0 = BSP), how many are online;
 //! - [`smp::run_on_all`]: run a closure on every CPU at once (call from CPU 0);
-//! - [`time::now_ns`], [`time::delay_ns`], [`time::set_tick_hook`]: the
+//! - [`time::now_ns`], [`time::sleep_ns`], [`time::set_tick_hook`]: the
 //!   clock, busy delays and a per-tick hook (250 Hz on every CPU);
 //! - [`disk::get`]: the swap disk ([`disk::Disk::read_pages`],
 //!   [`disk::Disk::write_pages`], [`disk::Disk::capacity_pages`]);

@@ -30,7 +30,8 @@ use crate::arch::cpu::{self, MAX_CPUS};
 use crate::arch::port::IoPort;
 use crate::arch::sync::IrqMutex;
 
-/// Timer interrupts per second on every CPU.
+/// Timer interrupts per second on every CPU from boot ([`set_tick_hz`]
+/// changes a CPU's).
 pub const TICK_HZ: u64 = 250;
 /// PIT input clock.
 const PIT_HZ: u64 = 1_193_182;
@@ -98,14 +99,6 @@ pub fn now_ns() -> u64 {
 pub fn tsc_to_ns_since_entry(tsc: u64) -> u64 {
     let delta = tsc.wrapping_sub(TSC0.load(Ordering::Relaxed));
     ((delta as u128 * NS_PER_TSC.load(Ordering::Relaxed) as u128) >> 32) as u64
-}
-
-/// Busy-waits about `ns` nanoseconds (interrupts stay as they are).
-pub fn delay_ns(ns: u64) {
-    let end = now_ns().saturating_add(ns);
-    while now_ns() < end {
-        core::hint::spin_loop();
-    }
 }
 
 /// What calibration measured.
@@ -305,7 +298,8 @@ pub fn start_tick() {
     set_tick_hz(TICK_HZ);
 }
 
-/// Nanoseconds between two ticks of the fastest tick any CPU runs.
+/// Nanoseconds between two ticks, as last set (every CPU runs the same
+/// rate: boot and `mode=stress` set it on all of them).
 static TICK_NS: AtomicU64 = AtomicU64::new(1_000_000_000 / TICK_HZ);
 
 /// Reprograms this CPU's periodic tick to `hz` (after [`calibrate`]).

@@ -20,7 +20,11 @@ use stress::run::{Driver, End};
 
 use crate::{console, cpu, diag, disk, panic, qemu, smp, time};
 
-/// The model's machine here: TSC time, spinning waits, virtio-blk swap.
+/// The model's machine here: TSC time, virtio-blk swap, and waits that give
+/// the host its core: a wait loop that has spun a while halts until the
+/// next interrupt (a tick every [`STRESS_TICK_HZ`]), and delays halt
+/// through whole ticks. Four vCPU threads share two host cores under TCG:
+/// a spinning waiter took the core from the CPU it waited for.
 pub struct KernelPlatform {
     disk: &'static disk::Disk,
 }
