@@ -561,3 +561,88 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod wait_tests {
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::host::HostPlatform;
+    use crate::scenarios::d15293::BASELINE;
+
+    /// The host platform, counting the wait loop's spins and idles.
+    struct Counting {
+        inner: HostPlatform,
+        pauses: AtomicU32,
+        idles: AtomicU32,
+    }
+
+    impl Platform for Counting {
+        fn now_ns(&self) -> u64 {
+            self.inner.now_ns()
+        }
+        fn pause(&self) {
+            self.pauses.fetch_add(1, Ordering::Relaxed);
+        }
+        fn idle(&self) {
+            self.idles.fetch_add(1, Ordering::Relaxed);
+        }
+        fn delay(&self, ns: u64) {
+            self.inner.delay(ns)
+        }
+        fn swap_pages(&self) -> u64 {
+            self.inner.swap_pages()
+        }
+        fn swap_read(&self, blk: u64, buf: &mut [u8]) -> Result<(), crate::platform::IoError> {
+            self.inner.swap_read(blk, buf)
+        }
+        fn swap_write(&self, blk: u64, buf: &[u8]) -> Result<(), crate::platform::IoError> {
+            self.inner.swap_write(blk, buf)
+        }
+    }
+
+    fn vm() -> Vm<Counting> {
+        Vm::new(
+            Counting {
+                inner: HostPlatform::new(64),
+                pauses: AtomicU32::new(0),
+                idles: AtomicU32::new(0),
+            },
+            VmConfig::small(BASELINE, 1, 1),
+        )
+    }
+
+    /// A short wait only spins; a long one spins first, then gives the CPU
+    /// away ([`Platform::idle`]) on every later turn, never doing both in
+    /// one turn.
+    #[test]
+    fn a_wait_spins_first_then_idles() {
+        let td = Td::new(0, 1);
+        let short = vm();
+        let mut tries = 0;
+        short
+            .wait_until(&td, Wait::Internal, || {
+                tries += 1;
+                tries > 3
+            })
+            .unwrap();
+        assert_eq!(short.p.pauses.load(Ordering::Relaxed), 3);
+        assert_eq!(short.p.idles.load(Ordering::Relaxed), 0);
+
+        let long = vm();
+        let until = long.p.now_ns() + 4 * SPIN_NS;
+        let mut turns = 0u32;
+        long.wait_until(&td, Wait::Internal, || {
+            turns += 1;
+            long.p.now_ns() >= until
+        })
+        .unwrap();
+        let (pauses, idles) = (
+            long.p.pauses.load(Ordering::Relaxed),
+            long.p.idles.load(Ordering::Relaxed),
+        );
+        assert!(pauses >= SPINS_BEFORE_IDLE, "{pauses} spins");
+        assert!(idles > 0, "never idled in a wait of {} ns", 4 * SPIN_NS);
+        assert_eq!(pauses + idles, turns - 1, "one pause or idle per retry");
+    }
+}

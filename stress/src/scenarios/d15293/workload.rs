@@ -610,6 +610,24 @@ mod tests {
     use super::*;
     use crate::testutil;
 
+    /// The steered fork loop's hand-off: at most [`PENDING_CHILDREN`]
+    /// children wait, each is taken exactly once.
+    #[test]
+    fn children_are_handed_off_and_taken_once() {
+        let p = Parents::new(&[1, 2]);
+        assert_eq!(p.take_child(), None);
+        let ids: Vec<u32> = (10..10 + PENDING_CHILDREN as u32).collect();
+        for &id in &ids {
+            assert!(p.hand_off(id), "slot for child {id}");
+        }
+        assert!(!p.hand_off(99), "every slot taken");
+        let mut taken: Vec<u32> = core::iter::from_fn(|| p.take_child()).collect();
+        taken.sort_unstable();
+        assert_eq!(taken, ids);
+        assert!(p.hand_off(7));
+        assert_eq!(p.take_child(), Some(7));
+    }
+
     /// Thousands of random operations on one thread, with the books
     /// audited every few hundred and after tearing everything down.
     #[test]
