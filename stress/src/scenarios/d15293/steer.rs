@@ -26,6 +26,15 @@
 //! after, interleaved twice, load ~8.5 on 2 cores, 2026-12-02): steered
 //! 9.9 and 9.7 → 42.0 and 48.1 window hits/s (about 1.0 hit per fork
 //! either way; forks/s 10 → 40-50); unsteered 2.0/8.4 → 2.0/24.9.
+//!
+//! Steered, the fork loop also hands each child to whichever other CPU
+//! takes it first (`PENDING_CHILDREN` may wait) and goes straight back to
+//! the window: a child's checks had been ~37% of the fork CPU's time once
+//! waits halted in the kernel. After both (the kernel's waits halting,
+//! children handed off), the fork CPU spends ~40% waiting for a window to
+//! arm, ~45% forking (of which ~30% split asleep on the parked fault's
+//! busy page) and ~11% building parents: windows now arm too slowly for
+//! it, not the other way round.
 
 use crate::object::{NOSPLIT, ONEMAPPING};
 use crate::platform::Platform;

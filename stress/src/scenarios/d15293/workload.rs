@@ -1,7 +1,8 @@
 //! The workload: parent images with clipped anonymous regions, threads that
 //! fault (read and write) across swapped and resident pages, one that forks
-//! children in a loop (each child checks what it inherited, then exits), and
-//! a page daemon that keeps memory tight — all of it drawn from one seed.
+//! children in a loop (each child checks what it inherited, then exits; when
+//! steered, on whichever other CPU takes it first), and a page daemon that
+//! keeps memory tight — all of it drawn from one seed.
 
 use alloc::vec;
 use alloc::vec::Vec;
