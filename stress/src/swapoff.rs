@@ -72,8 +72,11 @@ impl<P: Platform> Vm<P> {
                     for (p, b) in g.swblk.iter() {
                         if self.swap.dev_of(*b) == Some(dev) {
                             held.push(format!(
-                                "obj {} pindex {p} (page {:?}, busy {}, pip {})",
+                                "obj {} {:?} flags {:#x} ref {} pindex {p} (page {:?}, busy {}, pip {})",
                                 o.id,
+                                g.kind,
+                                g.flags,
+                                g.ref_count,
                                 g.lookup(*p),
                                 g.lookup(*p).is_some_and(|pg| self.pages.busied(pg.frame)),
                                 g.pip
@@ -86,10 +89,11 @@ impl<P: Platform> Vm<P> {
                     FailureKind::Conservation,
                     format!(
                         "swapoff: failed to locate {} swap blocks of device {dev} in {MAX_PASSES} passes; \
-                         reachable objects hold {}: {}",
+                         reachable objects hold {}: {}; CPUs wait on {:?}",
                         self.swap.dev_used(dev),
                         held.len(),
-                        held.join(", ")
+                        held.join(", "),
+                        self.waits()
                     ),
                 ));
             }
