@@ -193,6 +193,14 @@ pub struct Td {
 }
 
 impl Td {
+    /// Runs `f` with this thread's injected delays off (restored after).
+    pub fn undelayed<R>(&mut self, f: impl FnOnce(&mut Td) -> R) -> R {
+        let delays = core::mem::replace(&mut self.delays, false);
+        let r = f(self);
+        self.delays = delays;
+        r
+    }
+
     /// Thread context for `cpu`, its random stream derived from `seed`.
     pub fn new(cpu: usize, seed: u64) -> Self {
         let mix = seed ^ (cpu as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);

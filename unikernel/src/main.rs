@@ -6,7 +6,8 @@
 //! - [`cpu::id`], [`cpu::count`]: which CPU (0 = BSP), how many are online;
 //! - [`smp::run_on_all`]: run a closure on every CPU at once (call from CPU 0);
 //! - [`time::now_ns`], [`time::sleep_ns`], [`time::set_tick_hook`]: the
-//!   clock, busy delays and a per-tick hook (250 Hz on every CPU);
+//!   clock, delays that halt through whole ticks, and a per-tick hook
+//!   (250 Hz on every CPU; `mode=stress` runs at 10 kHz);
 //! - [`disk::get`]: the swap disk ([`disk::Disk::read_pages`],
 //!   [`disk::Disk::write_pages`], [`disk::Disk::capacity_pages`]);
 //! - [`console::record`], [`diag!`]: record lines and `# ` diagnostics;

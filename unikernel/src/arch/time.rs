@@ -311,9 +311,14 @@ pub fn set_tick_hz(hz: u64) {
 }
 
 /// Halts this CPU until its next interrupt (its tick, an IPI): gives the
-/// host the core while the CPU has nothing to do. Interrupts must be on.
+/// host the core while the CPU has nothing to do. With interrupts off
+/// nothing would wake it, so it only spins once.
 pub fn sleep_until_interrupt() {
-    x86_64::instructions::hlt();
+    if x86_64::instructions::interrupts::are_enabled() {
+        x86_64::instructions::hlt();
+    } else {
+        core::hint::spin_loop();
+    }
 }
 
 /// Waits about `ns` nanoseconds, halting through whole tick periods and
@@ -326,8 +331,8 @@ pub fn sleep_ns(ns: u64) {
         if now >= end {
             return;
         }
-        if end - now > tick && x86_64::instructions::interrupts::are_enabled() {
-            x86_64::instructions::hlt();
+        if end - now > tick {
+            sleep_until_interrupt();
         } else {
             core::hint::spin_loop();
         }

@@ -329,12 +329,12 @@ impl<P: Platform> Vm<P> {
     /// machine has. `None` when no image slot is free.
     pub fn new_parent(&self, td: &mut Td, w: &Workload) -> Res<Option<u32>> {
         // Built undelayed, whichever CPU builds it.
-        let delays = core::mem::replace(&mut td.delays, false);
-        let t0 = self.p.now_ns();
-        let r = self.new_parent_timed(td, w);
-        self.time_since(td, Bucket::NewParent, t0);
-        td.delays = delays;
-        r
+        td.undelayed(|td| {
+            let t0 = self.p.now_ns();
+            let r = self.new_parent_timed(td, w);
+            self.time_since(td, Bucket::NewParent, t0);
+            r
+        })
     }
 
     fn new_parent_timed(&self, td: &mut Td, w: &Workload) -> Res<Option<u32>> {
@@ -388,10 +388,8 @@ impl<P: Platform> Vm<P> {
             return Ok(false);
         };
         // The child runs undelayed, as it did on the fork CPU.
-        let delays = core::mem::replace(&mut td.delays, false);
-        let r = self.run_child(td, w, child);
-        td.delays = delays;
-        r.map(|()| true)
+        td.undelayed(|td| self.run_child(td, w, child))?;
+        Ok(true)
     }
 
     /// A child's life after fork: it checks some of what it inherited
