@@ -596,7 +596,10 @@ fn a_matrix_on_fewer_vcpus_than_the_verdicts_says_so() {
 
 #[test]
 fn until_confident_decides_from_the_boots_and_reports_the_claims() {
-    let mut boots: Vec<(Variant, u64, Ending)> = (1..=10)
+    // The reference is booted until it has REFERENCE_FAILURES failures
+    // (each caught boot of the fake counts 2 window hits).
+    let reference = runner::adaptive::REFERENCE_FAILURES;
+    let mut boots: Vec<(Variant, u64, Ending)> = (1..=reference)
         .map(|seed| (stress::scenarios::d15293::BASELINE, seed, Ending::Caught))
         .collect();
     boots.push((
@@ -634,7 +637,10 @@ fn until_confident_decides_from_the_boots_and_reports_the_claims() {
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(err.contains("adding baseline"), "{err}");
     assert!(
-        out.contains("baseline: caught: 10 failure(s) in 20 window hits"),
+        out.contains(&format!(
+            "baseline: caught: {reference} failure(s) in {} window hits",
+            2 * reference
+        )),
         "{out}"
     );
     assert!(
@@ -645,7 +651,10 @@ fn until_confident_decides_from_the_boots_and_reports_the_claims() {
     assert!(out.contains("swap-clip: caught: 1 failure(s)"), "{out}");
     let v = report_json(&dir.path().join("c.json"));
     assert_eq!(v["boots_per_variant"], 0);
-    assert_eq!(v["boots"].as_array().map(Vec::len), Some(13));
+    assert_eq!(
+        v["boots"].as_array().map(Vec::len),
+        Some(reference as usize + 3)
+    );
     let d = &v["confident"]["decisions"];
     assert_eq!(
         (d[0]["variant"].clone(), d[0]["decision"].clone()),
