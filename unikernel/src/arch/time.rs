@@ -321,6 +321,22 @@ pub fn sleep_until_interrupt() {
     }
 }
 
+/// The slowest tick [`nap`] halts for: a halt can last a whole tick
+/// period, which at the boot rate (4 ms) would be longer than most waits.
+const NAP_MAX_TICK_NS: u64 = 200_000;
+
+/// One turn of a wait for something another agent (a device, another
+/// CPU) finishes: halts until the next interrupt when ticks come at least
+/// every [`NAP_MAX_TICK_NS`] (during a stress run), so the host core goes
+/// to that agent (under TCG, QEMU's I/O threads); otherwise spins once.
+pub fn nap() {
+    if TICK_NS.load(Ordering::Relaxed) <= NAP_MAX_TICK_NS {
+        sleep_until_interrupt();
+    } else {
+        core::hint::spin_loop();
+    }
+}
+
 /// Waits about `ns` nanoseconds, halting through whole tick periods and
 /// spinning the rest, so that a long wait leaves the host core to others.
 pub fn sleep_ns(ns: u64) {
